@@ -1,0 +1,16 @@
+"""The JSON API under /api/v1 and the webhook and feed endpoints."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+BLUEPRINT_MODULES: tuple[str, ...] = ()
+
+
+def init_app(app: Flask) -> None:
+    """Register every API blueprint."""
+    import importlib
+
+    for name in BLUEPRINT_MODULES:
+        module = importlib.import_module(f"service.api.{name}")
+        app.register_blueprint(module.bp)

@@ -1,0 +1,34 @@
+"""Calendar feed tokens: a revocable capability per client or therapist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import UTCDateTime, db, new_id
+
+
+class FeedToken(db.Model):
+    """Kept as a SHA-256 digest for lookup and Fernet-encrypted so the link can be shown again."""
+
+    __tablename__ = "feed_tokens"
+    __table_args__ = (
+        CheckConstraint(
+            "(client_id IS NOT NULL AND therapist_id IS NULL) OR "
+            "(client_id IS NULL AND therapist_id IS NOT NULL)",
+            name="one_owner",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ft"))
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"))
+    client_id: Mapped[str | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    therapist_id: Mapped[str | None] = mapped_column(ForeignKey("therapists.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_encrypted: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    poll_count: Mapped[int] = mapped_column(Integer, default=0)
