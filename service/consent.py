@@ -1,0 +1,257 @@
+"""Consent: SMS consent per person and number, disclosure consent per contact, the opt-out list.
+
+Every sender asks here at send time: `sms_consent_granted(subject)`, `is_opted_out(phone)`,
+and for texts to a contact about a client, `disclosure_allows(contact, scope, on)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from service.db import db, new_id
+from service.events import append_event
+from service.models import Client, DisclosureConsent, OptOut, SmsConsent, SupportContact
+from service.outbox import enqueue_message
+from service.phones import mask
+
+logger = logging.getLogger(__name__)
+
+Subject = Client | SupportContact
+
+OPTIN_FALLBACK = (
+    "Steadfast: you're signed up for reminders. Msg frequency varies. "
+    "Reply HELP for help, STOP to opt out."
+)
+
+
+def subject_key(subject: Subject) -> str:
+    """Return "client:<id>" or "contact:<id>", the key consent versions are kept under."""
+    kind = "client" if isinstance(subject, Client) else "contact"
+    return f"{kind}:{subject.id}"
+
+
+def latest_sms_consent(subject: Subject) -> SmsConsent | None:
+    """Return the latest SMS consent version of a person, whatever number it was for."""
+    return db.session.scalar(
+        select(SmsConsent)
+        .where(SmsConsent.subject_key == subject_key(subject))
+        .order_by(SmsConsent.version.desc())
+        .limit(1)
+    )
+
+
+def sms_consent_history(subject: Subject) -> list[SmsConsent]:
+    """Return every SMS consent version of a person, oldest first."""
+    return list(
+        db.session.scalars(
+            select(SmsConsent)
+            .where(SmsConsent.subject_key == subject_key(subject))
+            .order_by(SmsConsent.version)
+        )
+    )
+
+
+def sms_consent_granted(subject: Subject) -> bool:
+    """Return whether the person consented to texts at their current number.
+
+    The latest version rules; it must be granted, not revoked, and for the number the person
+    has now (a new number needs new consent). An archived contact gets no texts.
+    """
+    if isinstance(subject, SupportContact) and subject.archived_at is not None:
+        return False
+    latest = latest_sms_consent(subject)
+    return (
+        latest is not None
+        and latest.granted
+        and latest.revoked_at is None
+        and latest.phone == subject.phone
+    )
+
+
+def is_opted_out(phone: str) -> bool:
+    """Return whether the number is on the suppression list (STOP, invalid, not mobile)."""
+    return db.session.get(OptOut, phone) is not None
+
+
+def record_sms_consent(
+    *,
+    practice_id: str,
+    subject: Subject,
+    granted: bool,
+    method: str | None,
+    recorded_by: str | None,
+    now: datetime,
+) -> SmsConsent:
+    """Record a new SMS consent version; a fresh grant queues the opt-in confirmation text."""
+    was_granted = sms_consent_granted(subject)
+    latest = latest_sms_consent(subject)
+    if latest is not None and latest.revoked_at is None and latest.granted and not granted:
+        latest.revoked_at = now
+    is_client = isinstance(subject, Client)
+    consent = SmsConsent(
+        id=new_id("sc"),
+        practice_id=practice_id,
+        subject_key=subject_key(subject),
+        client_id=subject.id if is_client else None,
+        contact_id=None if is_client else subject.id,
+        phone=subject.phone,
+        version=(latest.version if latest else 0) + 1,
+        granted=granted,
+        method=method,
+        recorded_by=recorded_by,
+        recorded_at=now,
+    )
+    db.session.add(consent)
+    db.session.flush()
+    client_id = subject.id if isinstance(subject, Client) else subject.client_id
+    append_event(
+        "consent.granted" if granted else "consent.revoked",
+        now=now,
+        practice_id=practice_id,
+        client_id=client_id,
+        subject_type="client" if is_client else "contact",
+        subject_id=subject.id,
+        payload={"kind": "sms", "version": consent.version, "method": method},
+    )
+    if granted and not was_granted:
+        _queue_optin(consent, subject, client_id=client_id, now=now)
+    return consent
+
+
+def _queue_optin(consent: SmsConsent, subject: Subject, *, client_id: str, now: datetime) -> None:
+    if is_opted_out(subject.phone):
+        # Carriers require the person to text START after STOP; we may not text them first.
+        logger.info("opt-in confirmation not queued: %s is opted out", mask(subject.phone))
+        return
+    language = subject.language if isinstance(subject, Client) else "en"
+    enqueue_message(
+        practice_id=consent.practice_id,
+        to=subject.phone,
+        body=_optin_body(language),
+        purpose="optin_confirmation",
+        template="optin_confirmation",
+        idempotency_key=f"optin:{consent.id}",
+        now=now,
+        client_id=client_id,
+        contact_id=None if isinstance(subject, Client) else subject.id,
+    )
+
+
+def _optin_body(language: str) -> str:
+    try:
+        from service.notifications.templates import render
+    except ImportError:  # pragma: no cover - the templates module ships with the service
+        return OPTIN_FALLBACK
+    try:
+        return render("optin_confirmation", language)
+    except (KeyError, ValueError):
+        logger.warning("optin_confirmation template unavailable; using the built-in text")
+        return OPTIN_FALLBACK
+
+
+def disclosure_history(contact: SupportContact) -> list[DisclosureConsent]:
+    """Return every disclosure consent version for a contact, oldest first."""
+    return list(
+        db.session.scalars(
+            select(DisclosureConsent)
+            .where(DisclosureConsent.contact_id == contact.id)
+            .order_by(DisclosureConsent.version)
+        )
+    )
+
+
+def latest_disclosure(contact: SupportContact) -> DisclosureConsent | None:
+    """Return the latest disclosure consent version for a contact, in effect or not."""
+    return db.session.scalar(
+        select(DisclosureConsent)
+        .where(DisclosureConsent.contact_id == contact.id)
+        .order_by(DisclosureConsent.version.desc())
+        .limit(1)
+    )
+
+
+def record_disclosure_consent(
+    *,
+    contact: SupportContact,
+    granted_on: date,
+    expires_on: date | None,
+    scope: list[str],
+    purpose: str | None,
+    recorded_by: str | None,
+    now: datetime,
+) -> DisclosureConsent:
+    """Record a new version of the client's consent to disclose to this contact."""
+    if expires_on is not None and expires_on < granted_on:
+        raise ValueError("expires_on must be on or after granted_on")
+    latest = latest_disclosure(contact)
+    consent = DisclosureConsent(
+        id=new_id("dc"),
+        practice_id=contact.practice_id,
+        client_id=contact.client_id,
+        contact_id=contact.id,
+        version=(latest.version if latest else 0) + 1,
+        scope=sorted(set(scope)),
+        purpose=purpose,
+        granted_on=granted_on,
+        expires_on=expires_on,
+        recorded_by=recorded_by,
+        recorded_at=now,
+    )
+    db.session.add(consent)
+    db.session.flush()
+    append_event(
+        "consent.granted",
+        now=now,
+        practice_id=contact.practice_id,
+        client_id=contact.client_id,
+        subject_type="contact",
+        subject_id=contact.id,
+        payload={"kind": "disclosure", "version": consent.version, "scope": consent.scope},
+    )
+    return consent
+
+
+def revoke_disclosure_consent(
+    *, contact: SupportContact, recorded_by: str | None, now: datetime
+) -> DisclosureConsent | None:
+    """Revoke the latest disclosure consent; return it, or None when there was none to revoke."""
+    latest = latest_disclosure(contact)
+    if latest is None or latest.revoked_at is not None:
+        return None
+    latest.revoked_at = now
+    append_event(
+        "consent.revoked",
+        now=now,
+        practice_id=contact.practice_id,
+        client_id=contact.client_id,
+        subject_type="contact",
+        subject_id=contact.id,
+        payload={"kind": "disclosure", "version": latest.version, "by": recorded_by},
+    )
+    return latest
+
+
+def disclosure_in_effect(consent: DisclosureConsent | None, on: date) -> bool:
+    """Return whether a disclosure consent version covers the date `on`."""
+    if consent is None or consent.revoked_at is not None:
+        return False
+    if on < consent.granted_on:
+        return False
+    return consent.expires_on is None or on <= consent.expires_on
+
+
+def current_disclosure(contact: SupportContact, on: date) -> DisclosureConsent | None:
+    """Return the disclosure consent in effect on `on` (latest version only), or None."""
+    if contact.archived_at is not None:
+        return None
+    latest = latest_disclosure(contact)
+    return latest if disclosure_in_effect(latest, on) else None
+
+
+def disclosure_allows(contact: SupportContact, scope: str, on: date) -> bool:
+    """Return whether the client allows telling this contact about `scope` on the date `on`."""
+    consent = current_disclosure(contact, on)
+    return consent is not None and scope in (consent.scope or [])
