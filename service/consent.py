@@ -121,6 +121,26 @@ def record_sms_consent(
     return consent
 
 
+def set_sms_consent(
+    *, subject: Subject, granted: bool, method: str | None, recorded_by: str | None, now: datetime
+) -> SmsConsent | None:
+    """Record a new version only when it changes the consent in effect; return it or None."""
+    latest = latest_sms_consent(subject)
+    effective = sms_consent_granted(subject)
+    if granted == effective and (not granted or (latest is not None and latest.method == method)):
+        return None
+    if not granted and (latest is None or not latest.granted):
+        return None
+    return record_sms_consent(
+        practice_id=subject.practice_id,
+        subject=subject,
+        granted=granted,
+        method=method,
+        recorded_by=recorded_by,
+        now=now,
+    )
+
+
 def _queue_optin(consent: SmsConsent, subject: Subject, *, client_id: str, now: datetime) -> None:
     if is_opted_out(subject.phone):
         # Carriers require the person to text START after STOP; we may not text them first.
