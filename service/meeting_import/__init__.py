@@ -1,0 +1,31 @@
+"""Parse recovery-meeting schedule feeds (TSML JSON, BMLT JSON, CSV) into meeting records."""
+
+from __future__ import annotations
+
+from service.meeting_import.bmlt import parse_bmlt
+from service.meeting_import.csvfeed import parse_csv
+from service.meeting_import.detect import decode_body, parse_feed
+from service.meeting_import.records import (
+    ATTENDANCE_OPTIONS,
+    FeedError,
+    MeetingRecord,
+    ParseResult,
+    Skipped,
+)
+from service.meeting_import.tsml import parse_tsml
+from service.meeting_import.types import labels_for, normalize_fellowship
+
+__all__ = [
+    "ATTENDANCE_OPTIONS",
+    "FeedError",
+    "MeetingRecord",
+    "ParseResult",
+    "Skipped",
+    "decode_body",
+    "labels_for",
+    "normalize_fellowship",
+    "parse_bmlt",
+    "parse_csv",
+    "parse_feed",
+    "parse_tsml",
+]

@@ -1,0 +1,92 @@
+"""Parsed meeting records, skip reports and parse results shared by every feed format."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+ATTENDANCE_IN_PERSON = "in_person"
+ATTENDANCE_ONLINE = "online"
+ATTENDANCE_HYBRID = "hybrid"
+ATTENDANCE_INACTIVE = "inactive"
+ATTENDANCE_OPTIONS = (
+    ATTENDANCE_IN_PERSON,
+    ATTENDANCE_ONLINE,
+    ATTENDANCE_HYBRID,
+    ATTENDANCE_INACTIVE,
+)
+
+# Skip reasons are fixed strings so callers and tests can match on them.
+SKIP_NOT_OBJECT = "not an object"
+SKIP_MISSING_SLUG = "missing slug"
+SKIP_MISSING_ID = "missing id"
+SKIP_MISSING_NAME = "missing name"
+SKIP_DUPLICATE_SLUG = "duplicate slug"
+SKIP_INVALID_DAY = "invalid day"
+SKIP_INVALID_TIME = "invalid time"
+SKIP_NO_TIMEZONE = "no timezone"
+SKIP_INVALID_TIMEZONE = "invalid timezone"
+SKIP_UNPUBLISHED = "unpublished"
+
+# `updated` is the feed's own bookkeeping: a bumped timestamp with identical
+# content must still hash equal, so it is left out of content_hash.
+_NOT_CONTENT = frozenset({"updated"})
+
+
+@dataclass(frozen=True)
+class MeetingRecord:
+    """One scheduled (or unscheduled) meeting, normalised from any feed format."""
+
+    slug: str
+    name: str
+    day: int | None  # 0 = Sunday ... 6 = Saturday; None when unscheduled
+    time: str | None  # "HH:MM", 24 h; None exactly when day is None
+    end_time: str | None
+    timezone: str | None  # canonical IANA name
+    fellowship: str
+    location: str | None
+    address: str | None
+    conference_url: str | None
+    conference_phone: str | None
+    types: tuple[str, ...]  # codes, uppercased
+    type_labels: tuple[str, ...]
+    notes: str | None
+    attendance: str  # one of ATTENDANCE_OPTIONS
+    region: str | None
+    updated: str | None  # ISO 8601 UTC, "YYYY-MM-DDTHH:MM:SSZ"
+
+    def content_hash(self) -> str:
+        """Return a sha256 hex digest of the content fields, stable across runs."""
+        content = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _NOT_CONTENT
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+@dataclass
+class Skipped:
+    """A feed row that was not imported, and why."""
+
+    slug: str | None
+    reason: str
+
+
+@dataclass
+class ParseResult:
+    """Everything one feed yielded: records to upsert and rows left out."""
+
+    records: list[MeetingRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    format: str = ""
+
+
+class FeedError(ValueError):
+    """The feed as a whole cannot be parsed (wrong shape, not JSON/CSV, too deep)."""

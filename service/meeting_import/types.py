@@ -1,0 +1,250 @@
+"""Meeting type code tables per fellowship, and code/label normalisation."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Codes are stored uppercased, so table keys are uppercase too ("12x12" -> "12X12").
+# Labels follow the 12 Step Meeting List plugin's English wording.
+AA_TYPES: dict[str, str] = {
+    "O": "Open",
+    "C": "Closed",
+    "D": "Discussion",
+    "SP": "Speaker",
+    "ST": "Step Study",
+    "B": "Big Book",
+    "BE": "Newcomer",
+    "TR": "Tradition Study",
+    "11": "11th Step Meditation",
+    "12X12": "12 Steps & 12 Traditions",
+    "MED": "Meditation",
+    "LIT": "Literature",
+    "DR": "Daily Reflections",
+    "LS": "Living Sober",
+    "GR": "Grapevine",
+    "ABSI": "As Bill Sees It",
+    "H": "Birthday",
+    "A": "Secular",
+    "M": "Men",
+    "W": "Women",
+    "Y": "Young People",
+    "SEN": "Seniors",
+    "LGBTQ": "LGBTQ",
+    "G": "Gay",
+    "L": "Lesbian",
+    "BI": "Bisexual",
+    "T": "Transgender",
+    "NB": "Non-Binary",
+    "POC": "People of Color",
+    "N": "Native American",
+    "NDG": "Indigenous",
+    "P": "Professionals",
+    "DD": "Dual Diagnosis",
+    "X": "Wheelchair Access",
+    "XB": "Wheelchair-Accessible Bathroom",
+    "ASL": "American Sign Language",
+    "BA": "Babysitting Available",
+    "CF": "Child-Friendly",
+    "BRK": "Breakfast",
+    "CAN": "Candlelight",
+    "OUT": "Outdoor Meeting",
+    "FF": "Fragrance Free",
+    "SM": "Smoking Permitted",
+    "XT": "Cross Talk Permitted",
+    "DB": "Digital Basket",
+    "POA": "Proof of Attendance",
+    "AL": "Concurrent with Alateen",
+    "AL-AN": "Concurrent with Al-Anon",
+    "TC": "Location Temporarily Closed",
+    "ONL": "Online Meeting",
+    # Language codes, as the plugin spells them.
+    "EN": "English",
+    "S": "Spanish",
+    "FR": "French",
+    "DE": "German",
+    "POL": "Polish",
+    "POR": "Portuguese",
+    "RUS": "Russian",
+    "KOR": "Korean",
+    "JA": "Japanese",
+    "ITA": "Italian",
+    "HI": "Hindi",
+    "HE": "Hebrew",
+    "PUN": "Punjabi",
+    "AR": "Arabic",
+    "ZH": "Chinese",
+    "FA": "Persian",
+    "TL": "Tagalog",
+    "UK": "Ukrainian",
+    "VI": "Vietnamese",
+}
+
+# NA codes as commonly configured on BMLT servers (NAWS world format codes plus
+# the usual local ones). Servers may define their own; unknown codes pass through.
+NA_TYPES: dict[str, str] = {
+    "O": "Open",
+    "C": "Closed",
+    "BEG": "Beginner/Newcomer",
+    "B": "Beginners",
+    "SPK": "Speaker",
+    "STEP": "Step Meeting",
+    "DISC": "Discussion/Participation",
+    "TOP": "Topic",
+    "TRAD": "Tradition",
+    "BT": "Basic Text",
+    "JFT": "Just for Today",
+    "IW": "It Works: How and Why",
+    "LC": "Living Clean",
+    "SWG": "Step Working Guide",
+    "SPAD": "A Spiritual Principle a Day",
+    "GP": "Guiding Principles",
+    "IP": "Informational Pamphlet",
+    "LIT": "Literature Study",
+    "CPT": "12 Concepts",
+    "QA": "Questions & Answers",
+    "VAR": "Format Varies",
+    "MED": "Meditation",
+    "CAN": "Candlelight",
+    "CW": "Children Welcome",
+    "NC": "No Children",
+    "NS": "Non-Smoking",
+    "SMOK": "Smoking",
+    "WC": "Wheelchair Accessible",
+    "W": "Women",
+    "M": "Men",
+    "GL": "Gay/Lesbian",
+    "LGBTQ": "LGBTQ+",
+    "Y": "Young People",
+    "BL": "Bilingual",
+    "RA": "Restricted Access",
+    "CH": "Closed Holidays",
+    "VM": "Virtual Meeting",
+    "HY": "Hybrid Meeting",
+    "TC": "Temporarily Closed",
+    "ONL": "Online Meeting",
+    "EN": "English",
+    "ES": "Spanish",
+    "S": "Spanish",
+    "FR": "French",
+    "DE": "German",
+    "ASL": "American Sign Language",
+}
+
+# Recovery Dharma / Refuge Recovery publish no standard code list; this is a
+# plausible small table of what their meeting lists use. Extend it when a real
+# feed shows other codes (unknown codes still import, labelled with the code).
+DHARMA_TYPES: dict[str, str] = {
+    "MED": "Meditation",
+    "INQ": "Inquiry",
+    "BOOK": "Book Study",
+    "DISC": "Discussion",
+    "TOP": "Topic",
+    "SPK": "Speaker",
+    "NT": "Four Noble Truths",
+    "EP": "Eightfold Path",
+    "PRE": "Precepts",
+    "BE": "Newcomer",
+    "O": "Open",
+    "C": "Closed",
+    "W": "Women",
+    "M": "Men",
+    "LGBTQ": "LGBTQ+",
+    "POC": "People of Color",
+    "Y": "Young People",
+    "X": "Wheelchair Access",
+    "TC": "Location Temporarily Closed",
+    "ONL": "Online Meeting",
+}
+
+FELLOWSHIP_TABLES: dict[str, dict[str, str]] = {
+    "aa": AA_TYPES,
+    "na": NA_TYPES,
+    "rd": DHARMA_TYPES,
+}
+
+# Accepted spellings for the fellowship parameter; values are FELLOWSHIP_TABLES keys.
+_FELLOWSHIP_ALIASES: dict[str, str] = {
+    "aa": "aa",
+    "alcoholics anonymous": "aa",
+    "na": "na",
+    "narcotics anonymous": "na",
+    "rd": "rd",
+    "recovery dharma": "rd",
+    "rr": "rd",
+    "refuge recovery": "rd",
+}
+
+# Extra label spellings seen in hand-made spreadsheets, mapped to codes.
+_LABEL_ALIASES: dict[str, dict[str, str]] = {
+    "aa": {"wheelchair accessible": "X", "newcomers": "BE", "beginners": "BE", "online": "ONL"},
+    "na": {"beginners": "BEG", "newcomer": "BEG", "wheelchair access": "WC", "online": "VM"},
+    "rd": {"newcomers": "BE", "online": "ONL"},
+}
+
+MAX_CODE_LENGTH = 64
+MAX_TYPES = 100
+
+
+def normalize_fellowship(fellowship: str) -> str:
+    """Return the table key for a fellowship name, or raise ValueError."""
+    key = " ".join(str(fellowship).replace("-", " ").replace("_", " ").split()).casefold()
+    try:
+        return _FELLOWSHIP_ALIASES[key]
+    except KeyError:
+        known = ", ".join(sorted(FELLOWSHIP_TABLES))
+        raise ValueError(f"unknown fellowship {fellowship!r} (known: {known})") from None
+
+
+def _label_index(fellowship: str) -> dict[str, str]:
+    index = {label.casefold(): code for code, label in FELLOWSHIP_TABLES[fellowship].items()}
+    index.update(_LABEL_ALIASES.get(fellowship, {}))
+    return index
+
+
+_LABEL_INDEXES: dict[str, dict[str, str]] = {f: _label_index(f) for f in FELLOWSHIP_TABLES}
+
+
+def _scalar_pieces(value: Any) -> list[str]:
+    """Split one raw `types` element into candidate code strings."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int):
+        return [str(value)] if abs(value) < 10**6 else []
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 10**6:
+            return [str(int(value))]
+        return []
+    if isinstance(value, str):
+        return value.split(",")
+    return []
+
+
+def normalize_codes(raw: Any, fellowship: str) -> tuple[str, ...]:
+    """Turn a feed's `types` value (list, comma string, numbers, labels) into codes."""
+    fellowship = normalize_fellowship(fellowship)
+    items: Iterable[Any] = raw if isinstance(raw, list) else [raw]
+    index = _LABEL_INDEXES[fellowship]
+    codes: list[str] = []
+    for item in items:
+        for piece in _scalar_pieces(item):
+            # Keep only printable, non-space characters' worth of text.
+            text = " ".join("".join(ch for ch in piece if ch.isprintable()).split())
+            if not text or len(text) > MAX_CODE_LENGTH:
+                continue
+            code = index.get(text.casefold(), text.upper())
+            if code not in codes:
+                codes.append(code)
+            if len(codes) >= MAX_TYPES:
+                return tuple(codes)
+    return tuple(codes)
+
+
+def labels_for(codes: Iterable[str], fellowship: str) -> tuple[str, ...]:
+    """Return the display label for each code; unknown codes label as themselves."""
+    table = FELLOWSHIP_TABLES[normalize_fellowship(fellowship)]
+    return tuple(table.get(code.upper(), code) for code in codes)
