@@ -46,6 +46,18 @@ def default_end_time(start: str) -> str:
     return f"{(hours + 1) % 24:02d}:{minutes:02d}"
 
 
+def shifted_end(old_start: str, old_end: str, new_start: str) -> str:
+    """Return the end time that keeps a meeting's length when it moves to `new_start`."""
+
+    def minutes(value: str) -> int:
+        hours, mins = (int(part) for part in value.split(":"))
+        return hours * 60 + mins
+
+    length = (minutes(old_end) - minutes(old_start)) % (24 * 60) or 60
+    end = (minutes(new_start) + length) % (24 * 60)
+    return f"{end // 60:02d}:{end % 60:02d}"
+
+
 def create_meeting(*, practice_id: str, values: dict[str, Any], now: datetime) -> Meeting:
     """Add a meeting to the practice's directory by hand."""
     fields = {key: values[key] for key in WRITABLE if key in values}

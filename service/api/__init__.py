@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-BLUEPRINT_MODULES: tuple[str, ...] = ()
+BLUEPRINT_MODULES: tuple[str, ...] = (
+    "clients",
+    "contacts",
+    "meetings",
+    "plans",
+    "messages",
+    "therapists",
+    "docs",
+)
 
 
 def init_app(app: Flask) -> None:
