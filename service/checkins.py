@@ -1,19 +1,175 @@
-"""Check-ins: planning occurrences ahead, replies, corrections and their lifecycle."""
+"""Check-ins: re-planning after changes, replies, therapist corrections and open prompts."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import aliased
+
+from service import alerts, quotas
+from service.db import db
+from service.escalation import occurrence_label
+from service.models import CheckIn, Client, Commitment, MeetingPlan, SupportContact
+from service.planning import checkin_event, horizon_hours, load_source, sync_source
+
+logger = logging.getLogger(__name__)
+
+ANSWERS = {"confirm": "confirmed", "decline": "declined"}
+CORRECTIONS = ("confirmed", "declined", "excused")
+# A reply this long after a prompt closed still counts as a late reply to it.
+LATE_REPLY_WINDOW = timedelta(hours=24)
 
 
 def replan_source(source_type: str, source_id: str, *, now: datetime) -> None:
     """Re-plan the future check-ins of one meeting plan or commitment after it changed.
 
-    Placeholder contract for the API: the accountability engine fills this in.
+    Future unanswered check-ins are revised, cancelled (with an event) or revived; past and
+    answered ones are never touched. A new source is planned up to the horizon.
     """
+    source = load_source(source_type, source_id)
+    if source is None:
+        return
+    client = db.session.get(Client, source.client_id)
+    if client is None:
+        return
+    hi = max(source.planned_until or now, now + timedelta(hours=horizon_hours()))
+    sync_source(source, client, now, hi, now=now)
+    source.planned_until = hi
 
 
 def replan_client(client_id: str, *, now: datetime) -> None:
-    """Re-plan (or cancel) every future check-in of a client after a status change.
+    """Re-plan (or cancel) every future check-in of a client after a status change."""
+    for model, source_type in ((MeetingPlan, "meeting_plan"), (Commitment, "commitment")):
+        ids = db.session.scalars(select(model.id).where(model.client_id == client_id)).all()
+        for source_id in ids:
+            replan_source(source_type, source_id, now=now)
 
-    Placeholder contract for the API: the accountability engine fills this in.
+
+def record_reply(
+    checkin: CheckIn, answer: str, *, responder: str, channel: str, now: datetime
+) -> CheckIn:
+    """Record a yes/no answer to a check-in; after it closed, record it as a late reply.
+
+    By SMS only a prompted check-in can be answered; the dashboard and the API may also
+    answer one not yet asked (a client telling their therapist early).
     """
+    status = ANSWERS.get(answer)
+    if status is None:
+        raise ValueError(f"answer must be confirm or decline, not {answer!r}")
+    answerable = ("prompted",) if channel == "sms" else ("prompted", "scheduled")
+    db.session.flush()
+    result = db.session.execute(
+        update(CheckIn)
+        .where(CheckIn.id == checkin.id, CheckIn.status.in_(answerable))
+        .values(
+            status=status,
+            responded_at=now,
+            responded_by=responder[:60],
+            channel=channel,
+            skip_reason=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(checkin)
+    if result.rowcount == 1:
+        checkin_event(f"checkin.{status}", checkin, now, {"channel": channel})
+        _after_outcome(checkin, now)
+        return checkin
+    if checkin.status in ("missed", "skipped"):
+        checkin.late_reply = status
+        checkin.late_reply_at = now
+        checkin.updated_at = now
+        checkin_event("checkin.late_reply", checkin, now, {"answer": status, "channel": channel})
+        alerts.lower_for_late_reply(checkin, status, now=now)
+        if status == "confirmed":
+            quotas.recheck_after_confirmation(checkin, now=now)
+    else:
+        logger.info("reply to check-in %s ignored: it is %s", checkin.id, checkin.status)
+    return checkin
+
+
+def correct_checkin(
+    checkin: CheckIn,
+    *,
+    status: str,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    channel: str = "api",
+) -> CheckIn:
+    """Set a check-in's outcome as the therapist says it was (audited by the caller)."""
+    if status not in CORRECTIONS:
+        raise ValueError(f"status must be one of {', '.join(CORRECTIONS)}")
+    previous = checkin.status
+    if previous == status and (note is None or note == checkin.note):
+        return checkin
+    checkin.status = status
+    if note is not None:
+        checkin.note = note
+    if status != "excused":
+        checkin.responded_at = now
+        checkin.responded_by = actor[:60]
+        checkin.channel = channel
+    checkin.updated_at = now
+    unanswered = previous in ("scheduled", "prompted")
+    kind = "checkin.excused" if unanswered and status == "excused" else "checkin.corrected"
+    checkin_event(kind, checkin, now, {"from": previous, "to": status, "by": actor})
+    if status in ("confirmed", "excused"):
+        alerts.resolve_for_checkin(checkin, by=actor, now=now)
+    if status == "confirmed":
+        quotas.recheck_after_confirmation(checkin, now=now)
+    return checkin
+
+
+def _after_outcome(checkin: CheckIn, now: datetime) -> None:
+    """Alert on a decline at once; let a confirmation count toward a weekly quota."""
+    if checkin.status == "declined":
+        client = db.session.get(Client, checkin.client_id)
+        alerts.raise_alert(
+            kind="declined",
+            client=client,
+            source_type=checkin.source_type,
+            source_id=checkin.source_id,
+            occurrence=occurrence_label(checkin.occurrence),
+            detail={"checkin_id": checkin.id},
+            now=now,
+        )
+    elif checkin.status == "confirmed":
+        quotas.recheck_after_confirmation(checkin, now=now)
+
+
+def _verifier_phone_is(phone: str):  # noqa: ANN202 - a SQL expression
+    contact = aliased(SupportContact)
+    return (
+        select(CheckIn)
+        .join(Client, Client.id == CheckIn.client_id)
+        .outerjoin(contact, contact.id == CheckIn.verifier_contact_id)
+        .where(
+            or_(
+                and_(CheckIn.verifier_contact_id.is_(None), Client.phone == phone),
+                contact.phone == phone,
+            )
+        )
+    )
+
+
+def open_prompts_for(phone: str, now: datetime) -> list[CheckIn]:
+    """Return the prompted check-ins this number may answer, oldest prompt first.
+
+    Each carries its `prompt_code` when the number has more than one open prompt.
+    """
+    stmt = _verifier_phone_is(phone).where(CheckIn.status == "prompted")
+    return list(db.session.scalars(stmt.order_by(CheckIn.prompted_at, CheckIn.id)))
+
+
+def late_reply_candidates(phone: str, now: datetime) -> list[CheckIn]:
+    """Return check-ins this number was asked about that closed as missed in the last day."""
+    stmt = _verifier_phone_is(phone).where(
+        CheckIn.status == "missed",
+        CheckIn.prompted_at.is_not(None),
+        CheckIn.closes_at >= now - LATE_REPLY_WINDOW,
+    )
+    return list(db.session.scalars(stmt.order_by(CheckIn.closes_at.desc(), CheckIn.id)))

@@ -5,10 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal_column
+from sqlalchemy import literal_column, select, text, tuple_
 
 from service.db import db
 from service.models import Event
+
+# The oldest transaction still in flight, other than the reader's own (whose own events it
+# must not serve either: they may yet roll back). Every event with a smaller txid is final,
+# and no event can ever again be written with a txid below it.
+_SAFE_TXID = text(
+    "COALESCE("
+    "(SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+    " WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()),"
+    " pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+)
+
+
+class CursorError(ValueError):
+    """The `after` cursor names no event."""
 
 
 def append_event(
@@ -31,9 +45,61 @@ def append_event(
         payload=payload or {},
         occurred_at=now,
     )
-    if db.session.get_bind().dialect.name == "postgresql":
+    if _postgres():
         # The writer's transaction id lets readers hold back events that could still be
         # preceded by a transaction committing late (see read_events).
         event.txid = literal_column("pg_current_xact_id()::text::bigint")
     db.session.add(event)
     return event
+
+
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def read_events(
+    *,
+    practice_id: str,
+    after: int | None,
+    limit: int,
+    type: str | None = None,
+    client_id: str | None = None,
+) -> tuple[list[Event], int | None]:
+    """Return the practice's next events after the cursor and the cursor to continue from.
+
+    SQLite has one writer, so ids appear in commit order. On PostgreSQL ids are handed out
+    before commit, so a transaction holding id 5 may commit after one holding id 6. The
+    stream is therefore ordered by (txid, id) and only events of transactions older than
+    every transaction still in flight are served: nothing can later appear before the
+    cursor, so a reader paging with `after` sees every event exactly once.
+    """
+    stmt = select(Event).where(Event.practice_id == practice_id)
+    if type:
+        stmt = stmt.where(Event.type == type)
+    if client_id:
+        stmt = stmt.where(Event.client_id == client_id)
+    postgres = _postgres()
+    if after:
+        if postgres:
+            position = db.session.execute(select(Event.txid).where(Event.id == after)).first()
+            if position is None:
+                raise CursorError(f"no event {after}")
+            stmt = stmt.where(tuple_(Event.txid, Event.id) > tuple_(position[0] or 0, after))
+        else:
+            stmt = stmt.where(Event.id > after)
+    if postgres:
+        stmt = stmt.where(Event.txid < _SAFE_TXID).order_by(Event.txid, Event.id)
+    else:
+        stmt = stmt.order_by(Event.id)
+    events = list(db.session.scalars(stmt.limit(limit)))
+    return events, (events[-1].id if events else after)
+
+
+def stream_head(practice_id: str) -> int:
+    """Return the cursor of the practice's latest event a reader may be served (0 if none)."""
+    stmt = select(Event.id).where(Event.practice_id == practice_id)
+    if _postgres():
+        stmt = stmt.where(Event.txid < _SAFE_TXID).order_by(Event.txid.desc(), Event.id.desc())
+    else:
+        stmt = stmt.order_by(Event.id.desc())
+    return db.session.scalar(stmt.limit(1)) or 0

@@ -27,6 +27,13 @@ class Alert(db.Model):
             postgresql_where=text("notified_at IS NULL"),
             sqlite_where=text("notified_at IS NULL"),
         ),
+        # Crises waiting for an acknowledgement before the on-call re-send.
+        Index(
+            "ix_alerts_crisis_unescalated",
+            "created_at",
+            postgresql_where=text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"),
+            sqlite_where=text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("al"))

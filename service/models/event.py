@@ -18,6 +18,8 @@ class Event(db.Model):
     __table_args__ = (
         Index("ix_events_practice_id", "practice_id", "id"),
         Index("ix_events_client_id", "client_id", "id"),
+        # PostgreSQL readers page in (txid, id) order (see service/events.py read_events).
+        Index("ix_events_practice_txid", "practice_id", "txid", "id"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -23,6 +23,15 @@ class Message(db.Model):
         Index("ix_messages_to_created", "to_number", "created_at"),
         Index("ix_messages_from_created", "from_number", "created_at"),
         Index("ix_messages_practice_id", "practice_id", "id"),
+        # Closing a check-in looks up its prompt to see whether it was ever sent.
+        Index("ix_messages_checkin_id", "checkin_id"),
+        # Retention: only bodies not yet erased are candidates.
+        Index(
+            "ix_messages_body_unpurged",
+            "created_at",
+            postgresql_where=text("body_purged_at IS NULL"),
+            sqlite_where=text("body_purged_at IS NULL"),
+        ),
         Index(
             "ix_messages_queued",
             "send_after",

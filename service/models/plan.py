@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import UTCDateTime, db, new_id
@@ -55,6 +55,13 @@ class Commitment(db.Model):
         CheckConstraint("target IS NULL OR target BETWEEN 1 AND 50", name="target"),
         CheckConstraint("kind <> 'meeting_quota' OR target IS NOT NULL", name="quota_target"),
         Index("ix_commitments_client_id", "client_id"),
+        # The quota sweep reads only live weekly quotas.
+        Index(
+            "ix_commitments_live_quota",
+            "id",
+            postgresql_where=text("kind = 'meeting_quota' AND active AND archived_at IS NULL"),
+            sqlite_where=text("kind = 'meeting_quota' AND active AND archived_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cm"))

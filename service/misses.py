@@ -1,0 +1,180 @@
+"""Closing check-ins: prompted ones whose window ended become missed (or skipped), with escalation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from service import alerts, consent
+from service.db import db
+from service.escalation import close_outcome, consecutive_misses, occurrence_label, should_alert
+from service.models import CheckIn, Client, Commitment, MeetingPlan, Message, SupportContact
+from service.notifications.templates import render
+from service.outbox import enqueue_message
+from service.planning import checkin_event, load_source, quiet_hours_of
+from service.quiet_hours import defer_question
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+# How much of a source's history is read to count a run of misses (thresholds are <= 50).
+_HISTORY = 200
+# A sponsor's "missed a check-in" notice is worth sending for this long, then dropped.
+_NOTICE_LIFETIME = timedelta(hours=12)
+
+
+def _claim_rows(*criteria) -> list[CheckIn]:  # noqa: ANN002 - SQL criteria
+    return list(
+        db.session.scalars(
+            select(CheckIn)
+            .where(*criteria)
+            .order_by(CheckIn.closes_at)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def _move(row: CheckIn, from_status: str, values: dict) -> bool:
+    """Change a check-in's status only if it is still `from_status`; report if this won."""
+    result = db.session.execute(
+        update(CheckIn)
+        .where(CheckIn.id == row.id, CheckIn.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(row)
+    return result.rowcount == 1
+
+
+def _window(source: MeetingPlan | Commitment | None) -> timedelta:
+    if isinstance(source, MeetingPlan):
+        return timedelta(hours=source.confirm_window_hours)
+    if isinstance(source, Commitment):
+        return timedelta(minutes=source.grace_minutes)
+    return timedelta(0)
+
+
+def close_prompted(now: datetime) -> int:
+    """Close prompted check-ins whose window ended: missed, or skipped if never delivered."""
+    closed = 0
+    for row in _claim_rows(CheckIn.status == "prompted", CheckIn.closes_at <= now):
+        source = load_source(row.source_type, row.source_id)
+        prompt = db.session.scalar(
+            select(Message)
+            .where(Message.checkin_id == row.id, Message.purpose == "prompt")
+            .order_by(Message.created_at.desc())
+            .limit(1)
+        )
+        outcome, new_close = close_outcome(
+            message_status=prompt.status if prompt else None,
+            sent_at=prompt.sent_at if prompt else None,
+            window=_window(source),
+            closes_at=row.closes_at,
+            now=now,
+        )
+        if outcome == "extend":
+            row.closes_at = new_close
+            continue
+        if outcome == "missed":
+            if _move(row, "prompted", {"status": "missed", "updated_at": now}):
+                checkin_event("checkin.missed", row, now, {})
+                escalate_miss(row, source, now=now)
+                closed += 1
+        elif _move(
+            row, "prompted", {"status": "skipped", "skip_reason": outcome, "updated_at": now}
+        ):
+            checkin_event("checkin.skipped", row, now, {"reason": outcome})
+            closed += 1
+    return closed
+
+
+def skip_unasked(now: datetime) -> int:
+    """End as skipped the check-ins that were never asked and whose window has passed."""
+    skipped = 0
+    # due_at <= closes_at always, so the due_at bound lets the partial index do the work.
+    rows = _claim_rows(
+        CheckIn.status == "scheduled", CheckIn.due_at <= now, CheckIn.closes_at <= now
+    )
+    for row in rows:
+        reason = row.skip_reason or "stale"
+        if _move(row, "scheduled", {"status": "skipped", "skip_reason": reason, "updated_at": now}):
+            checkin_event("checkin.skipped", row, now, {"reason": reason})
+            skipped += 1
+    return skipped
+
+
+def escalate_miss(row: CheckIn, source: MeetingPlan | Commitment | None, *, now: datetime) -> None:
+    """Raise a `missed` alert when this miss makes the source's run reach its threshold."""
+    if source is None:
+        return
+    statuses = db.session.scalars(
+        select(CheckIn.status)
+        .where(
+            CheckIn.source_type == row.source_type,
+            CheckIn.source_id == row.source_id,
+            CheckIn.event_at <= row.event_at,
+        )
+        .order_by(CheckIn.event_at.desc())
+        .limit(_HISTORY)
+    ).all()
+    run = consecutive_misses(statuses)
+    if not should_alert(run, source.escalate_after_misses):
+        return
+    client = db.session.get(Client, row.client_id)
+    alert = alerts.raise_alert(
+        kind="missed",
+        client=client,
+        source_type=row.source_type,
+        source_id=row.source_id,
+        occurrence=occurrence_label(row.occurrence),
+        detail={"checkin_id": row.id, "consecutive": run},
+        now=now,
+    )
+    if alert is not None and isinstance(source, Commitment) and source.notify_sponsor:
+        notify_sponsor(row, client, now=now)
+
+
+def notify_sponsor(row: CheckIn, client: Client, *, now: datetime) -> bool:
+    """Tell the client's first consenting sponsor about the miss (scope `missed`), once."""
+    sponsors = db.session.scalars(
+        select(SupportContact)
+        .where(
+            SupportContact.client_id == client.id,
+            SupportContact.role == "sponsor",
+            SupportContact.archived_at.is_(None),
+        )
+        .order_by(SupportContact.id)
+    ).all()
+    for sponsor in sponsors:
+        if (
+            consent.is_opted_out(sponsor.phone)
+            or not consent.sms_consent_granted(sponsor)
+            or not consent.disclosure_allows(sponsor, "missed", row.occurrence.date())
+        ):
+            continue
+        zone = sponsor.timezone or client.timezone
+        send_after = defer_question(now, zone, quiet_hours_of(client))
+        enqueue_message(
+            practice_id=client.practice_id,
+            to=sponsor.phone,
+            body=render("miss_notice_contact", "en", client_name=client.display_name),
+            purpose="alert",
+            template="miss_notice_contact",
+            idempotency_key=f"miss_notice:{row.id}:{sponsor.id}",
+            now=now,
+            client_id=client.id,
+            contact_id=sponsor.id,
+            checkin_id=row.id,
+            send_after=send_after,
+            expires_at=send_after + _NOTICE_LIFETIME,
+        )
+        return True
+    return False
+
+
+def detect_misses_and_skips(now: datetime) -> int:
+    """Close every check-in whose time is up; return how many ended missed or skipped."""
+    return close_prompted(now) + skip_unasked(now)
