@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import calendar as _stdcal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
 
+from service.vtimezone import DEFAULT_YEARS_AHEAD, vtimezone
+
 __all__ = ["FeedEvent", "render_feed", "vtimezone"]
 
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _STATUSES = frozenset({"CONFIRMED", "CANCELLED", "TENTATIVE"})
-# The observances are anchored here: far enough back that no event predates them, and the
-# conventional anchor year of the VTIMEZONEs shipped by Mozilla, Apple and tzurl.
-_ANCHOR_YEAR = 1970
-# Years after reference_year+1 checked against the derived rules: the weekday a month starts
-# on takes every value within 12 consecutive years, so "Sun>=2" or "last" vs "4th" show.
-_LOOK_AHEAD_YEARS = 12
+# Zones that need one observance per change (no yearly rule fits) cover the events' first
+# year, but no more than this many years before reference_year.
+_YEARS_BACK = 5
 
 
 @dataclass(frozen=True)
@@ -49,194 +45,6 @@ class FeedEvent:
     def all_day(self) -> bool:
         """Tell whether this is a date-valued (all-day) event."""
         return not isinstance(self.start, datetime)
-
-
-@dataclass(frozen=True)
-class _Transition:
-    at: datetime  # aware UTC instant of the change
-    offset_before: timedelta
-    offset_after: timedelta
-    name_after: str
-
-    @property
-    def local_before(self) -> datetime:
-        # RFC 5545 3.6.5: an observance's onset is the local time *before* the change.
-        return (self.at + self.offset_before).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class _Rule:
-    month: int
-    weekday: int  # Monday == 0
-    ordinal: int  # 1..4, or -1 for "last"
-    wall: time  # local time before the change
-    offset_before: timedelta
-    offset_after: timedelta
-    name: str
-
-    @property
-    def byday(self) -> str:
-        return f"{self.ordinal}{_WEEKDAYS[self.weekday]}"
-
-    def onset(self, year: int) -> datetime:
-        """Return the naive local onset of this rule in year."""
-        if self.ordinal > 0:
-            first = date(year, self.month, 1)
-            day = 1 + (self.weekday - first.weekday()) % 7 + 7 * (self.ordinal - 1)
-        else:
-            last_day = _stdcal.monthrange(year, self.month)[1]
-            last = date(year, self.month, last_day)
-            day = last_day - (last.weekday() - self.weekday) % 7
-        return datetime.combine(date(year, self.month, day), self.wall)
-
-    def instant(self, year: int) -> datetime:
-        """Return the UTC instant of this rule's change in year."""
-        return (self.onset(year) - self.offset_before).replace(tzinfo=UTC)
-
-
-def _offset_at(tz: ZoneInfo, instant: datetime) -> timedelta:
-    offset = instant.astimezone(tz).utcoffset()
-    assert offset is not None  # a ZoneInfo always knows its offset
-    return offset
-
-
-def _transitions(tz: ZoneInfo, year: int) -> list[_Transition]:
-    """Return the UTC-offset changes whose local onset falls in year."""
-    # Scan a day either side of the UTC year so a change near New Year is attributed by its
-    # local date. Daily steps suffice (no zone changes its offset twice in a day) and each
-    # change is then bisected down to the second.
-    cursor = datetime(year - 1, 12, 31, tzinfo=UTC)
-    end = datetime(year + 1, 1, 2, tzinfo=UTC)
-    step = 86_400
-    found: list[_Transition] = []
-    before = _offset_at(tz, cursor)
-    while cursor < end:
-        nxt = cursor + timedelta(seconds=step)
-        after = _offset_at(tz, nxt)
-        if after != before:
-            lo, hi = 0, step  # seconds after cursor: offset(lo) == before, offset(hi) == after
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if _offset_at(tz, cursor + timedelta(seconds=mid)) == before:
-                    lo = mid
-                else:
-                    hi = mid
-            at = cursor + timedelta(seconds=hi)
-            transition = _Transition(at, before, after, at.astimezone(tz).tzname() or "")
-            if transition.local_before.year == year:
-                found.append(transition)
-        before = after
-        cursor = nxt
-    return found
-
-
-def _ordinals(day: date) -> set[int]:
-    """Return the BYDAY ordinals (1..4 and -1) that describe day within its month."""
-    candidates = set()
-    nth = (day.day - 1) // 7 + 1
-    if nth <= 4:
-        candidates.add(nth)
-    if day.day + 7 > _stdcal.monthrange(day.year, day.month)[1]:
-        candidates.add(-1)
-    return candidates
-
-
-def _shape(t: _Transition) -> tuple[int, int, time, timedelta, timedelta]:
-    local = t.local_before
-    return (local.month, local.weekday(), local.time(), t.offset_before, t.offset_after)
-
-
-@lru_cache(maxsize=256)
-def _rules(zone: str, reference_year: int) -> tuple[_Rule, ...]:
-    """Derive the yearly BYMONTH/BYDAY rules of zone's transitions in reference_year."""
-    tz = ZoneInfo(zone)
-    first = _transitions(tz, reference_year)
-    second = _transitions(tz, reference_year + 1)
-    if not first and not second:
-        return ()
-    if len(first) != 2 or len(second) != 2:
-        raise ValueError(
-            f"{zone}: expected 0 or 2 UTC-offset changes a year in {reference_year} and "
-            f"{reference_year + 1}, found {len(first)} and {len(second)}; its rules cannot be "
-            "written as a yearly STANDARD/DAYLIGHT pair"
-        )
-    shapes = [_shape(t) for t in first]
-    if [_shape(t) for t in second] != shapes:
-        raise ValueError(
-            f"{zone}: the changes of {reference_year} are not repeated the same way in "
-            f"{reference_year + 1}"
-        )
-    # Two years cannot tell "1st Sunday" from "Sunday on or after the 2nd" (tzdata's Sun>=2),
-    # nor "4th" from "last": keep checking zoneinfo's projection of the current rules until
-    # every weekday has started a month. A year whose changes differ in shape is an announced
-    # rule change, not a contradiction, so it ends the look-ahead instead of failing.
-    years = [first, second]
-    for year in range(reference_year + 2, reference_year + 2 + _LOOK_AHEAD_YEARS):
-        later = _transitions(tz, year)
-        if [_shape(t) for t in later] != shapes:
-            break
-        years.append(later)
-
-    rules = []
-    for index, (month, weekday, wall, offset_before, offset_after) in enumerate(shapes):
-        onsets = [changes[index].local_before.date() for changes in years]
-        ordinals = set.intersection(*(_ordinals(day) for day in onsets))
-        if not ordinals:
-            raise ValueError(
-                f"{zone}: its changes on {', '.join(map(str, onsets[:4]))}, ... are not the same "
-                "nth or last weekday of the month every year; cannot express them as BYDAY"
-            )
-        # Prefer "2nd" over "last" when both fit every year checked, as tzdata itself would.
-        ordinal = min(ordinals, key=lambda n: (n < 0, n))
-        rule = _Rule(
-            month, weekday, ordinal, wall, offset_before, offset_after, first[index].name_after
-        )
-        for changes in years:
-            change = changes[index]
-            if rule.instant(change.local_before.year) != change.at:
-                raise ValueError(f"{zone}: derived rule {rule.byday} misses {change.at}")
-        rules.append(rule)
-    if rules[0].offset_after == rules[1].offset_after:
-        raise ValueError(f"{zone}: both yearly changes lead to the same UTC offset")
-    return tuple(rules)
-
-
-def vtimezone(zone: str, *, reference_year: int) -> icalendar.Timezone:
-    """Build an RRULE-style VTIMEZONE for zone from its rules in force in reference_year."""
-    tz = ZoneInfo(zone)
-    component = icalendar.Timezone()
-    component.add("tzid", zone)
-    # Thunderbird (libical) and ical.js-based clients use this to recognise the zone.
-    component.add("x-lic-location", zone)
-    rules = _rules(zone, reference_year)
-    if not rules:
-        # No DST: a single STANDARD observance with the offset in force in reference_year.
-        midyear = datetime(reference_year, 7, 1, tzinfo=UTC).astimezone(tz)
-        offset = midyear.utcoffset()
-        observance = icalendar.TimezoneStandard()
-        observance.add("dtstart", datetime(_ANCHOR_YEAR, 1, 1))
-        observance.add("tzoffsetfrom", offset)
-        observance.add("tzoffsetto", offset)
-        observance.add("tzname", midyear.tzname())
-        component.add_component(observance)
-        return component
-    # Summer time is the change to the larger offset; this also keeps zones with negative
-    # DST in tzdata (Europe/Dublin's winter "GMT") conventional for clients.
-    daylight = max(rules, key=lambda r: r.offset_after)
-    for rule in sorted(rules, key=lambda r: r is daylight):
-        observance = (
-            icalendar.TimezoneDaylight() if rule is daylight else icalendar.TimezoneStandard()
-        )
-        observance.add("dtstart", rule.onset(_ANCHOR_YEAR))
-        observance.add(
-            "rrule",
-            icalendar.vRecur(freq="YEARLY", bymonth=rule.month, byday=rule.byday),
-        )
-        observance.add("tzoffsetfrom", rule.offset_before)
-        observance.add("tzoffsetto", rule.offset_after)
-        observance.add("tzname", rule.name)
-        component.add_component(observance)
-    return component
 
 
 def _utc(value: datetime, field: str, uid: str) -> datetime:
@@ -370,7 +178,10 @@ def render_feed(
         if reference_year is None:
             reference_year = max(_utc(e.last_modified, "last_modified", e.uid) for e in events).year
         for zone in zones:
-            feed.add_component(vtimezone(zone, reference_year=reference_year))
+            first = min(e.start.year for e in events if e.zone == zone)
+            first = min(max(first, reference_year - _YEARS_BACK), reference_year - 1)
+            years = range(first, reference_year + DEFAULT_YEARS_AHEAD + 1)
+            feed.add_component(vtimezone(zone, reference_year=reference_year, years=years))
     for event in sorted(events, key=lambda e: e.uid):
         feed.add_component(_event(event))
     return feed.to_ical()

@@ -415,17 +415,27 @@ def test_vtimezone_is_stable_across_reference_years(zone: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "zone",
+    ("zone", "byday"),
     [
-        "Asia/Jerusalem",  # Friday before the last Sunday of March
-        "America/Santiago",  # first Sunday on or after the 2nd (tzdata's Sun>=2)
-        "America/Nuuk",  # Saturday before the last Sunday of March
-        "Africa/Casablanca",  # moves with Ramadan
+        ("Asia/Jerusalem", {"FR", "-1SU"}),  # Friday before the last Sunday of March
+        ("America/Santiago", {"SU"}),  # first Sunday on or after the 2nd (tzdata's Sun>=2)
+        ("America/Nuuk", {"SA", "-1SU"}),  # Saturday before the last Sunday of March
     ],
 )
-def test_rules_that_byday_cannot_express_raise(zone: str) -> None:
-    with pytest.raises(ValueError, match=zone):
-        vtimezone(zone, reference_year=REFERENCE_YEAR)
+def test_weekday_on_or_after_rules_use_bymonthday(zone: str, byday: set[str]) -> None:
+    """Rules no nth/last weekday expresses are written BYDAY=xx;BYMONTHDAY=d..d+6."""
+    years = range(REFERENCE_YEAR - 1, REFERENCE_YEAR + 4)
+    component = vtimezone(zone, reference_year=REFERENCE_YEAR)
+    assert {o["RRULE"]["BYDAY"][0] for o in component.subcomponents} == byday
+    assert vtimezone_transitions(component, years) == zoneinfo_transitions(zone, years)
+
+
+def test_zones_no_yearly_rule_describes_get_one_observance_per_change() -> None:
+    """Casablanca follows Ramadan: no RRULE, no RDATE, a single DTSTART per change."""
+    component = vtimezone("Africa/Casablanca", reference_year=REFERENCE_YEAR)
+    text = component.to_ical()
+    assert b"RRULE" not in text and b"RDATE" not in text
+    assert len(component.subcomponents) > 2  # tests/feeds/test_vtimezone_fallback.py: more
 
 
 @pytest.mark.parametrize(
