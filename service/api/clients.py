@@ -30,6 +30,7 @@ from service.api.resources import (
 from service.api.schemas.clients import ClientIn, ClientOut, ReassignIn
 from service.api.schemas.export import ClientExport
 from service.api.schemas.fields import ClientStatus, Id
+from service.api.schemas.meetings import SearchText
 from service.api.spec import PageQuery, operation, page_of
 from service.db import db
 from service.errors import Invalid
@@ -47,7 +48,7 @@ class ClientQuery(PageQuery):
     """Filters of the client list."""
 
     status: ClientStatus | None = None
-    q: str | None = Field(None, max_length=100, description="Part of the display name.")
+    q: SearchText | None = Field(None, description="Part of the display name.")
     therapist_id: Id | None = Field(None, description="Only this therapist's caseload.")
 
 

@@ -70,6 +70,17 @@ def _local_time(value: str) -> str:
     return value
 
 
+def clean_text(value: str) -> str:
+    """Refuse NUL characters and lone surrogates, which no database column can store."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
 def _date(value: Any) -> Any:
     # Only "YYYY-MM-DD" text: pydantic's lax date parsing would also take numbers.
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -135,6 +146,7 @@ def text(max_length: int, *, min_length: int = 0) -> Any:
     return Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(clean_text),
     ]
 
 

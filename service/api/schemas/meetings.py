@@ -13,6 +13,7 @@ from service.api.schemas.fields import (
     RecoveryPath,
     StrictModel,
     TimeZone,
+    clean_text,
     text,
 )
 from service.api.spec import PageQuery
@@ -25,9 +26,17 @@ def _url(value: str) -> str:
 
 
 Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_url)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=2000),
+    AfterValidator(clean_text),
+    AfterValidator(_url),
 ]
-MeetingType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+MeetingType = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
+    AfterValidator(clean_text),
+]
+SearchText = Annotated[str, StringConstraints(max_length=100), AfterValidator(clean_text)]
 
 
 class MeetingIn(StrictModel):
@@ -91,8 +100,8 @@ class MeetingQuery(PageQuery):
     before: str | None = Field(
         None, pattern=_HHMM, description="Meetings starting before this local time (HH:MM)."
     )
-    type: str | None = Field(None, max_length=20, description="A meeting type code, e.g. O, B.")
+    type: MeetingType | None = Field(None, description="A meeting type code, e.g. O, B.")
     attendance: Attendance | None = None
     fellowship: RecoveryPath | None = None
     active: bool | None = None
-    q: str | None = Field(None, max_length=100, description="Name, location, address or notes.")
+    q: SearchText | None = Field(None, description="Name, location, address or notes.")

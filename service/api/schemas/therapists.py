@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
-from service.api.schemas.fields import Phone, ReadModel, StrictModel, TherapistRole, text
+from service.api.schemas.fields import (
+    Phone,
+    ReadModel,
+    StrictModel,
+    TherapistRole,
+    clean_text,
+    text,
+)
 
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    AfterValidator(clean_text),
 ]
 
 
