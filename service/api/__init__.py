@@ -12,6 +12,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "messages",
     "therapists",
     "docs",
+    "feeds",
 )
 
 
