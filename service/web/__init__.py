@@ -10,16 +10,9 @@ from service.web.base import bp
 from service.web.security import init_security
 
 VIEW_MODULES = (
-    "filters",
-    "auth",
-    "today",
-    "clients",
-    "client_page",
-    "client_actions",
-    "plan_actions",
-    "meetings",
-    "admin",
-)
+    "filters", "auth", "today", "clients", "client_page", "client_actions", "plan_actions",
+    "checkin_actions", "meetings", "admin",
+)  # fmt: skip
 
 
 def init_app(app: Flask) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from service import alerts
 from service.db import db
 from service.errors import Conflict
 from service.models import Client, Commitment, Meeting, MeetingPlan, SupportContact
@@ -17,24 +19,36 @@ from service.web.base import alert_or_404, audit, bp, local_today, me, now
 logger = logging.getLogger(__name__)
 
 
+def _when(label: str | None) -> str:
+    if not label:
+        return ""
+    try:
+        return datetime.fromisoformat(label).strftime(" (%a %d %b, %H:%M)")
+    except ValueError:
+        return f" ({label})"
+
+
 def alert_summary(alert: Any, names: dict[str, str]) -> str:
     """Return one readable sentence about an alert."""
     detail = alert.detail or {}
-    what = detail.get("title") or detail.get("source_title") or names.get(alert.source_id or "")
-    when = f" ({alert.occurrence})" if alert.occurrence else ""
+    what = names.get(alert.source_id or "") or "a check-in"
+    when = _when(alert.occurrence)
+    run = detail.get("consecutive") or 0
     texts = {
-        "missed": f"No confirmation for {what or 'a check-in'}{when}.",
-        "declined": f"Not done: {what or 'a check-in'}{when}.",
-        "quota_unmet": f"Weekly meeting target not met{when}.",
+        "missed": f"No confirmation for {what}{when}."
+        + (f" {run} misses in a row." if run > 1 else ""),
+        "declined": f"Reported not done: {what}{when}.",
+        "quota_unmet": f"{detail.get('count', 0)} of {detail.get('target', '?')} meetings "
+        f"in the week of {detail.get('week_start', alert.occurrence or '?')}.",
         "crisis": "Crisis reply received. Contact the client now and follow the safety plan.",
         "lapse": f"Lapse reported{when}.",
         "delivery_failed": "A text could not be delivered; check the phone number.",
         "opted_out": "A phone number replied STOP; texts to it have stopped.",
-        "meeting_inactive": f"A planned meeting is no longer listed: {what or 'meeting'}.",
+        "meeting_inactive": f"A planned meeting is no longer listed: {what}.",
     }
     text = texts.get(alert.kind, alert.kind)
-    if detail.get("message") and alert.kind not in ("crisis",):
-        text = f"{text} {detail['message']}"
+    if detail.get("late_reply"):
+        text += f" Late reply: {detail['late_reply']}."
     return text
 
 
@@ -103,21 +117,12 @@ def today() -> str:
     )
 
 
-def _alerts_core() -> Any:
-    try:
-        from service import alerts
-    except ImportError:  # the alerts core lands separately; say so rather than pretend
-        logger.warning("service.alerts is not available yet")
-        abort(503)
-    return alerts
-
-
 @bp.route("/alerts/<alert_id>/acknowledge", methods=["POST"])
 def alert_acknowledge(alert_id: str) -> Any:
     """Acknowledge an alert: someone is on it."""
     alert = alert_or_404(alert_id)
     try:
-        _alerts_core().acknowledge_alert(alert, therapist_id=me().id, now=now())
+        alerts.acknowledge_alert(alert, therapist_id=me().id, now=now())
     except Conflict as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -138,7 +143,7 @@ def alert_resolve(alert_id: str) -> Any:
     """Resolve an alert: it is dealt with."""
     alert = alert_or_404(alert_id)
     try:
-        _alerts_core().resolve_alert(alert, therapist_id=me().id, now=now())
+        alerts.resolve_alert(alert, therapist_id=me().id, now=now())
     except Conflict as exc:
         db.session.rollback()
         flash(exc.message, "error")
