@@ -168,7 +168,7 @@ def sync_source(
             select(CheckIn).where(
                 CheckIn.source_type == source_type,
                 CheckIn.source_id == source.id,
-                CheckIn.event_at >= min(lo, now),
+                CheckIn.event_at >= lo,
                 CheckIn.event_at < hi,
             )
         )

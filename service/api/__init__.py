@@ -12,6 +12,10 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "messages",
     "therapists",
     "docs",
+    "checkins",
+    "alerts",
+    "events",
+    "webhooks",
     "feeds",
 )
 

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 # Seconds between runs of each sweep. Due times live in rows, so these only bound latency.
 INTERVALS: dict[str, int] = {
     "plan_ahead": 600,
-    "send_reminders_and_prompts": 60,
+    "send_reminders_and_prompts": 30,
     "dispatch": 15,
     "detect_misses_and_skips": 60,
     "evaluate_quotas": 900,
