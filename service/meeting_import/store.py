@@ -1,0 +1,399 @@
+"""Upsert parsed meeting feeds into a practice's directory, one feed at a time.
+
+Policies (DESIGN):
+- Identity is (feed, slug). A record whose stored content hash matches is left untouched.
+- A meeting the feed no longer lists (or lists as BMLT-unpublished) becomes `active=false`;
+  its `attendance` keeps the feed's last word on *how* one attends, so `active` alone says
+  "no longer listed" and a meeting that comes back needs no other repair. A row the feed
+  still lists but that was skipped this time (a typo'd day) is left as it was.
+- Every live plan on a deactivated meeting raises one `meeting_inactive` alert (deduplicated
+  per plan and deactivation) and is re-planned, which cancels its future check-ins.
+- A feed that yields no meetings at all while its meetings are live is refused: an empty
+  answer from a broken WordPress site must not deactivate a whole directory.
+- Nothing here commits: the caller's unit of work does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select
+
+from service import checkins
+from service.alerts import raise_alert
+from service.db import db, new_id
+from service.events import append_event
+from service.meeting_import.normalize import Invalid, canonical_timezone
+from service.meeting_import.records import (
+    SKIP_DUPLICATE_SLUG,
+    SKIP_NO_TIMEZONE,
+    SKIP_UNPUBLISHED,
+    MeetingRecord,
+    ParseResult,
+    Skipped,
+)
+from service.meeting_import.types import normalize_fellowship
+from service.models import Client, Meeting, MeetingFeed, MeetingPlan, Practice
+from service.models.vocab import RECOVERY_PATHS
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (records handled so far, total records)
+
+BATCH = 500
+MAX_SLUG = 200  # Meeting.slug
+MAX_KEY = 500  # MeetingFeed.key
+_COLUMN_CAPS = {"name": 255, "location": 500, "address": 500, "conference_phone": 100,
+                "region": 200}  # fmt: skip
+_MAX_CONFERENCE_URL = 2000
+_SCHEDULE = ("day", "time", "end_time", "timezone")
+_EXPANDED = re.compile(r"^(?P<base>.+)-[0-6]$")  # TSML day arrays become "{slug}-{day}"
+
+# Directory fellowship -> the parser's type-code table; the rest use Meeting Guide (AA) codes.
+_TABLE_FOR = {"na": "na", "recovery_dharma": "rd", "refuge": "rd"}
+_PATH_FOR_TABLE = {"aa": "aa", "na": "na", "rd": "recovery_dharma"}
+_PATH_ALIASES = {
+    "alcoholics_anonymous": "aa", "narcotics_anonymous": "na", "cocaine_anonymous": "ca",
+    "smart_recovery": "smart", "refuge_recovery": "refuge", "rr": "refuge",
+    "rd": "recovery_dharma", "celebrate_recovery": "celebrate",
+}  # fmt: skip
+
+
+class ImportFailed(Exception):
+    """The feed cannot be imported at all; nothing was written. `field` names the bad input."""
+
+    def __init__(self, message: str, *, field: str = "source", reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field  # "source" (the feed itself), "timezone", "fellowship", "feed_key"
+        self.reason = reason  # a fetch reason code, "parse", "empty" or "invalid"
+
+
+@dataclass
+class ImportReport:
+    """What one import did; `as_dict()` is the API, CLI and dashboard shape."""
+
+    feed_id: str
+    feed_key: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    alerts: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return {"created", "updated", "unchanged", "deactivated", "skipped": [...]}."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deactivated": self.deactivated,
+            "skipped": [{"slug": s.slug, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def resolve_fellowship(name: str | None) -> tuple[str | None, str | None]:
+    """Return (directory fellowship, parser type table) for a fellowship name; (None, None) if absent."""
+    if name is None or not str(name).strip():
+        return None, None
+    key = "_".join(str(name).replace("-", " ").split()).casefold()
+    path = _PATH_ALIASES.get(key, key)
+    if path in RECOVERY_PATHS:
+        return path, _TABLE_FOR.get(path, "aa")
+    try:
+        table = normalize_fellowship(str(name))
+    except ValueError:
+        known = ", ".join(RECOVERY_PATHS)
+        raise ImportFailed(
+            f"unknown fellowship {name!r} (known: {known})", field="fellowship"
+        ) from None
+    return _PATH_FOR_TABLE[table], table
+
+
+def check_timezone(name: str | None) -> str | None:
+    """Return the canonical IANA name of a default timezone, or raise ImportFailed."""
+    try:
+        return canonical_timezone(name)
+    except Invalid:
+        raise ImportFailed(f"{name!r} is not an IANA timezone", field="timezone") from None
+
+
+def check_feed_key(key: str | None) -> str:
+    """Return a usable feed key or raise ImportFailed."""
+    key = (key or "").strip()
+    if not key:
+        raise ImportFailed("a feed key is required for this source", field="feed_key")
+    if len(key) > MAX_KEY:
+        raise ImportFailed(f"the feed key is longer than {MAX_KEY} characters", field="feed_key")
+    return key
+
+
+def practice_id_of(practice: Practice | str) -> str:
+    """Return the id of a Practice or pass an id through."""
+    return practice if isinstance(practice, str) else practice.id
+
+
+def find_feed(practice_id: str, key: str) -> MeetingFeed | None:
+    """Return the practice's remembered feed with this key, if any."""
+    return db.session.scalar(
+        select(MeetingFeed).where(MeetingFeed.practice_id == practice_id, MeetingFeed.key == key)
+    )
+
+
+def refresh_interval() -> timedelta:
+    """Return how long a URL feed rests between refreshes (MEETING_FEED_REFRESH_HOURS)."""
+    return timedelta(hours=int(current_app.extensions["settings"].MEETING_FEED_REFRESH_HOURS))
+
+
+def stored_slug(slug: str) -> str:
+    """Return the slug as stored: long ones are cut and suffixed with a digest to stay unique."""
+    if len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha256(slug.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{slug[: MAX_SLUG - 13]}~{digest}"
+
+
+def meeting_values(record: MeetingRecord, timezone: str, fellowship: str) -> dict[str, Any]:
+    """Return the Meeting columns for a record, capped to the column sizes."""
+    values: dict[str, Any] = {
+        "name": record.name, "fellowship": fellowship, "day": record.day, "time": record.time,
+        "end_time": record.end_time, "timezone": timezone, "location": record.location,
+        "address": record.address, "conference_url": record.conference_url,
+        "conference_phone": record.conference_phone, "types": list(record.types),
+        "notes": record.notes, "region": record.region, "attendance": record.attendance,
+    }  # fmt: skip
+    for column, cap in _COLUMN_CAPS.items():
+        if values[column] is not None and len(values[column]) > cap:
+            values[column] = values[column][:cap].rstrip()
+    # A cut URL would be a wrong link; no link is better.
+    if values["conference_url"] and len(values["conference_url"]) > _MAX_CONFERENCE_URL:
+        values["conference_url"] = None
+    # The stored zone and fellowship can differ from the record's (defaults), so they count.
+    key = f"{record.content_hash()}|{timezone}|{fellowship}"
+    values["content_hash"] = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return values
+
+
+def import_records(
+    *,
+    practice: Practice | str,
+    feed_key: str,
+    result: ParseResult,
+    source_url: str | None = None,
+    default_timezone: str | None,
+    fellowship: str | None,
+    now: datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Upsert a parsed feed into the practice's directory by (feed, slug); add and flush only."""
+    practice_id = practice_id_of(practice)
+    key = check_feed_key(feed_key)
+    zone = check_timezone(default_timezone)
+    path, _table = resolve_fellowship(fellowship)
+    feed = find_feed(practice_id, key)
+    # (slug, id, content_hash, active) only: no ORM objects for the unchanged majority.
+    existing: dict[str, tuple[str, str | None, bool]] = {}
+    if feed is not None:
+        rows = db.session.execute(
+            select(Meeting.slug, Meeting.id, Meeting.content_hash, Meeting.active).where(
+                Meeting.feed_id == feed.id
+            )
+        )
+        existing = {slug: (mid, digest, active) for slug, mid, digest, active in rows if slug}
+    if not result.records and any(active for _id, _hash, active in existing.values()):
+        raise ImportFailed(
+            "the feed lists no meetings; refusing to deactivate the whole feed", reason="empty"
+        )
+
+    feed = _remember_feed(feed, practice_id, key, result, source_url, zone, path, now)
+    report = ImportReport(feed_id=feed.id, feed_key=key, skipped=list(result.skipped))
+    inserts: list[dict[str, Any]] = []
+    changed: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    total = len(result.records)
+    for index, record in enumerate(result.records, start=1):
+        timezone = record.timezone or zone
+        slug = stored_slug(record.slug)
+        if timezone is None:
+            report.skipped.append(Skipped(slug=record.slug, reason=SKIP_NO_TIMEZONE))
+        elif slug in seen:
+            report.skipped.append(Skipped(slug=record.slug, reason=SKIP_DUPLICATE_SLUG))
+        else:
+            seen.add(slug)
+            values = meeting_values(record, timezone, path or _PATH_FOR_TABLE[record.fellowship])
+            known = existing.get(slug)
+            if known is None:
+                inserts.append(_new_row(values, practice_id, feed.id, slug, now))
+            elif known[1] == values["content_hash"] and known[2]:
+                report.unchanged += 1
+            else:
+                changed[known[0]] = values
+        if len(inserts) >= BATCH:
+            report.created += _insert(inserts)
+        if progress is not None and (index % BATCH == 0 or index == total):
+            progress(index, total)
+    report.created += _insert(inserts)
+
+    report.updated = _apply_changes(changed, now)
+    gone = _vanished(existing, seen, result.skipped)
+    report.deactivated, report.alerts = _deactivate(gone, feed, now)
+    append_event(
+        "meetings.imported", now=now, practice_id=practice_id,
+        subject_type="meeting_feed", subject_id=feed.id,
+        payload={"feed_key": key, **report.as_dict(), "skipped": len(report.skipped)},
+    )  # fmt: skip
+    db.session.flush()
+    logger.info(
+        "feed %s: %d created, %d updated, %d unchanged, %d deactivated, %d skipped",
+        feed.id, report.created, report.updated, report.unchanged, report.deactivated,
+        len(report.skipped),
+    )  # fmt: skip
+    return report
+
+
+def _remember_feed(
+    feed: MeetingFeed | None,
+    practice_id: str,
+    key: str,
+    result: ParseResult,
+    source_url: str | None,
+    zone: str | None,
+    path: str | None,
+    now: datetime,
+) -> MeetingFeed:
+    if feed is None:
+        feed = MeetingFeed(id=new_id("mf"), practice_id=practice_id, key=key, created_at=now)
+        db.session.add(feed)
+    feed.format = result.format or feed.format
+    if path is None:
+        # The parser's own default: NA for BMLT, Meeting Guide (AA) codes for the rest.
+        first = result.records[0].fellowship if result.records else None
+        path = _PATH_FOR_TABLE.get(first or "", "na" if result.format == "bmlt" else "aa")
+    feed.fellowship = path
+    if zone is not None:
+        feed.default_timezone = zone
+    # A file or inline import under a URL feed's key is a one-off snapshot: the URL stays
+    # remembered and its next refresh wins.
+    if source_url is not None:
+        feed.url = source_url
+    if feed.url is not None:
+        feed.next_refresh_at = now + refresh_interval()
+    feed.last_imported_at = now
+    feed.last_error = None
+    db.session.flush()
+    return feed
+
+
+def _new_row(
+    values: dict[str, Any], practice_id: str, feed_id: str, slug: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        **values, "id": new_id("mt"), "practice_id": practice_id, "feed_id": feed_id,
+        "slug": slug, "active": True, "created_at": now, "updated_at": now, "revision": 0,
+    }  # fmt: skip
+
+
+def _insert(rows: list[dict[str, Any]]) -> int:
+    """Bulk-insert and clear a batch of new meetings (one executemany, no ORM objects)."""
+    count = len(rows)
+    if rows:
+        db.session.execute(insert(Meeting), rows)
+        rows.clear()
+    return count
+
+
+def _batches(items: Iterable[str]) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _live_plans(meeting_ids: list[str]) -> list[MeetingPlan]:
+    return list(
+        db.session.scalars(
+            select(MeetingPlan).where(
+                MeetingPlan.meeting_id.in_(meeting_ids), MeetingPlan.archived_at.is_(None)
+            )
+        )
+    )
+
+
+def _apply_changes(changed: dict[str, dict[str, Any]], now: datetime) -> int:
+    """Write changed and returning meetings; re-plan plans whose meeting moved or came back."""
+    for ids in _batches(changed):
+        moved: list[str] = []
+        for meeting in db.session.scalars(select(Meeting).where(Meeting.id.in_(ids))):
+            values = changed[meeting.id]
+            if not meeting.active or any(getattr(meeting, k) != values[k] for k in _SCHEDULE):
+                moved.append(meeting.id)
+            for column, value in values.items():
+                setattr(meeting, column, value)
+            meeting.active = True
+            meeting.updated_at = now
+            meeting.revision = (meeting.revision or 0) + 1
+        db.session.flush()
+        if moved:
+            for plan in _live_plans(moved):
+                checkins.replan_source("meeting_plan", plan.id, now=now)
+    return len(changed)
+
+
+def _vanished(
+    existing: dict[str, tuple[str, str | None, bool]], seen: set[str], skipped: list[Skipped]
+) -> list[str]:
+    """Return the ids of live meetings the feed no longer lists (or lists as unpublished)."""
+    still_listed = {s.slug for s in skipped if s.slug and s.reason != SKIP_UNPUBLISHED}
+    gone = []
+    for slug, (meeting_id, _hash, active) in existing.items():
+        if not active or slug in seen:
+            continue
+        expanded = _EXPANDED.match(slug)
+        if slug in still_listed or (expanded and expanded["base"] in still_listed):
+            continue
+        gone.append(meeting_id)
+    return gone
+
+
+def _deactivate(meeting_ids: list[str], feed: MeetingFeed, now: datetime) -> tuple[int, int]:
+    """Deactivate meetings; alert each live plan's therapist once and re-plan the plan."""
+    alerts = 0
+    occurrence = now.strftime("%Y-%m-%dT%H:%M")
+    for ids in _batches(meeting_ids):
+        meetings = {m.id: m for m in db.session.scalars(select(Meeting).where(Meeting.id.in_(ids)))}
+        for meeting in meetings.values():
+            meeting.active = False
+            meeting.updated_at = now
+            meeting.revision = (meeting.revision or 0) + 1
+            append_event(
+                "meeting.deactivated", now=now, practice_id=meeting.practice_id,
+                subject_type="meeting", subject_id=meeting.id,
+                payload={"feed_id": feed.id, "slug": meeting.slug, "reason": "not_in_feed"},
+            )  # fmt: skip
+        db.session.flush()
+        for plan in _live_plans(ids):
+            client = db.session.get(Client, plan.client_id)
+            if client is None or client.status == "discharged":
+                continue
+            meeting = meetings[plan.meeting_id]
+            alert = raise_alert(
+                kind="meeting_inactive", client=client, source_type="meeting_plan",
+                source_id=plan.id, occurrence=occurrence, now=now,
+                detail={"meeting_id": meeting.id, "meeting_name": meeting.name,
+                        "feed_id": feed.id, "feed_key": feed.key},
+            )  # fmt: skip
+            alerts += alert is not None
+            checkins.replan_source("meeting_plan", plan.id, now=now)
+    return len(meeting_ids), alerts
