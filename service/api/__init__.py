@@ -8,6 +8,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "clients",
     "contacts",
     "meetings",
+    "meeting_import",
     "plans",
     "messages",
     "therapists",
