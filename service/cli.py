@@ -6,7 +6,7 @@ import importlib
 
 from flask import Flask
 
-COMMAND_MODULES = ("therapist", "demo", "jobs", "web", "feeds")
+COMMAND_MODULES = ("therapist", "demo", "jobs", "web", "feeds", "meetings")
 
 
 def init_app(app: Flask) -> None:
