@@ -41,6 +41,7 @@ from service.models import (
 
 __all__ = [
     "FeedValidator",
+    "feed_body",
     "client_feed_events",
     "client_feed_url",
     "client_validator",
@@ -48,7 +49,6 @@ __all__ = [
     "feed_url",
     "find_feed",
     "live_feeds",
-    "render_feed_of",
     "guess_retry_after",
     "record_miss",
     "record_poll",
@@ -240,12 +240,13 @@ class FeedValidator:
 
 
 def _aggregate(model: Any, owner: Any, *columns: str) -> list[Any]:
-    """Return scalar subqueries count(*), max(updated_at), sum(revision), max(...) of model."""
-    table = select(model).where(owner).subquery()
-    parts = [select(func.count()).select_from(table).scalar_subquery()]
+    """Return scalar subqueries count(*), then sum(revision) or max(column) of model's rows."""
+    # Built from columns, never from select(model): that would list every column of the
+    # table and cost more to construct than the query costs to run.
+    parts = [select(func.count()).select_from(model).where(owner).scalar_subquery()]
     for name in columns:
         fn = func.sum if name == "revision" else func.max
-        parts.append(select(fn(table.c[name])).scalar_subquery())
+        parts.append(select(fn(getattr(model, name))).where(owner).scalar_subquery())
     return parts
 
 
@@ -262,15 +263,18 @@ def _validator(values: list[Any], changed: list[datetime | None], now: datetime)
 
 def client_validator(client: Client, *, now: datetime) -> FeedValidator:
     """Compute a client feed's validator from two small aggregate queries (no rendering)."""
-    meetings = select(Meeting).join(MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
-    meetings = meetings.where(MeetingPlan.client_id == client.id).subquery()
+
+    def planned(column: Any) -> Any:
+        stmt = select(column).join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
+        return stmt.where(MeetingPlan.client_id == client.id).scalar_subquery()
+
     sources = db.session.execute(
         select(
             *_aggregate(MeetingPlan, MeetingPlan.client_id == client.id, "updated_at", "revision", "paused_until"),
             *_aggregate(Commitment, Commitment.client_id == client.id, "updated_at", "revision", "paused_until"),
             *_aggregate(Activity, Activity.client_id == client.id, "updated_at", "revision"),
-            select(func.max(meetings.c.updated_at)).scalar_subquery(),
-            select(func.sum(meetings.c.revision)).scalar_subquery(),
+            planned(func.max(Meeting.updated_at)),
+            planned(func.sum(Meeting.revision)),
             select(func.min(MeetingPlan.paused_until)).where(MeetingPlan.client_id == client.id).scalar_subquery(),
             select(func.min(Commitment.paused_until)).where(Commitment.client_id == client.id).scalar_subquery(),
         )
@@ -308,43 +312,37 @@ def therapist_validator(therapist: Therapist, *, now: datetime) -> FeedValidator
     return _validator([therapist.active, tuple(row)], [row[1], row[4], row[7]], now)
 
 
-def _render(events: list[Any], now: datetime) -> bytes:
+def feed_body(owner: Client | Therapist, *, now: datetime) -> bytes:
+    """Render the iCalendar bytes of a client's or a therapist's feed."""
+    events = (
+        client_feed_events(owner, now=now)
+        if isinstance(owner, Client)
+        else therapist_feed_events(owner, now=now)
+    )
     # The current year's zone rules, so a tzdata update reaches calendars within the year.
     return render_feed(name=FEED_NAME, events=events, reference_year=now.year)
+
+
+def validator_of(owner: Client | Therapist, *, now: datetime) -> FeedValidator:
+    """Return the validator of a client's or a therapist's feed (no rendering)."""
+    if isinstance(owner, Client):
+        return client_validator(owner, now=now)
+    return therapist_validator(owner, now=now)
 
 
 def render_client_feed(client: Client, *, now: datetime) -> tuple[bytes, str, datetime]:
     """Render a client's feed: (iCalendar bytes, ETag, Last-Modified)."""
     validator = client_validator(client, now=now)
-    body = _render(client_feed_events(client, now=now), now)
-    return body, validator.etag, validator.last_modified
+    return feed_body(client, now=now), validator.etag, validator.last_modified
 
 
 def render_therapist_feed(therapist: Therapist, *, now: datetime) -> tuple[bytes, str, datetime]:
     """Render a therapist's feed: (iCalendar bytes, ETag, Last-Modified)."""
     validator = therapist_validator(therapist, now=now)
-    body = _render(therapist_feed_events(therapist, now=now), now)
-    return body, validator.etag, validator.last_modified
+    return feed_body(therapist, now=now), validator.etag, validator.last_modified
 
 
 def live_feeds() -> list[FeedToken]:
     """Return every live feed token (for `feeds publish`)."""
     stmt = select(FeedToken).where(FeedToken.revoked_at.is_(None)).order_by(FeedToken.id)
     return list(db.session.scalars(stmt))
-
-
-def render_feed_of(row: FeedToken, *, now: datetime) -> tuple[bytes, str, datetime] | None:
-    """Render whichever feed a token opens, or None when its owner's feed has ended."""
-    owner = feed_owner(row)
-    if isinstance(owner, Client):
-        return render_client_feed(owner, now=now)
-    if isinstance(owner, Therapist):
-        return render_therapist_feed(owner, now=now)
-    return None
-
-
-def validator_of(owner: Client | Therapist, *, now: datetime) -> FeedValidator:
-    """Return the validator of a client's or a therapist's feed."""
-    if isinstance(owner, Client):
-        return client_validator(owner, now=now)
-    return therapist_validator(owner, now=now)

@@ -55,15 +55,15 @@ def publish(out: Path, now_text: str | None) -> None:
     try:
         for row in feeds.live_feeds():
             token = feeds.token_of(row)
-            rendered = feeds.render_feed_of(row, now=now) if token else None
-            if token is None or rendered is None:
+            owner = feeds.feed_owner(row)
+            if token is None or owner is None:
                 # Undecryptable (SECRET_KEY changed) or the care has ended: no file.
                 skipped += 1
                 continue
             name = f"{token}.ics"
             keep.add(name)
             path = out / name
-            body = rendered[0]
+            body = feeds.feed_body(owner, now=now)
             if path.is_file() and path.read_bytes() == body:
                 unchanged += 1
                 continue

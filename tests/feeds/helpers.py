@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import icalendar
+from flask import g
 
 from service import feeds
 from service.db import db
@@ -84,6 +85,12 @@ def make_alert(client: Client, **fields: Any) -> Alert:
     db.session.add(alert)
     db.session.flush()
     return alert
+
+
+def move_clock(clock: Any, value: datetime | str) -> datetime:
+    """Set the app clock and forget the instant cached on `g` (the tests share one app context)."""
+    g.pop("now", None)
+    return clock.set(value)
 
 
 def token_from(url: str) -> str:
