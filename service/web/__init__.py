@@ -11,7 +11,7 @@ from service.web.security import init_security
 
 VIEW_MODULES = (
     "filters", "auth", "today", "clients", "client_page", "client_actions", "plan_actions",
-    "checkin_actions", "meetings", "admin",
+    "checkin_actions", "meetings", "admin", "account",
 )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from service.db import db
 from service.models import Therapist
 from service.therapists import TherapistError, check_password, find_by_email
 from service.therapists import set_password as store_password
-from service.web import ratelimit
+from service.web import feedlinks, ratelimit
 from service.web.base import audit, bp, me, now, settings
 from service.web.security import SignedIn, safe_next
 from service.web.tokens import read_link_token
@@ -154,7 +154,8 @@ def account() -> str:
         session["totp_enrol"] = secret
         uri = pyotp.TOTP(secret).provisioning_uri(name=therapist.email, issuer_name="Steadfast")
         pending = {"secret": secret, "uri": uri}
-    return render_template("account.html", therapist=therapist, pending=pending)
+    feed = feedlinks.therapist_current(therapist)
+    return render_template("account.html", therapist=therapist, pending=pending, feed=feed)
 
 
 @bp.route("/account/totp", methods=["POST"])

@@ -89,7 +89,8 @@ def meetings_chart_svg(
     """Render bars of meetings attended per week with a dashed line at the weekly target."""
     left, right, top, bottom = 34, 12, 14, 34
     plot_w, plot_h = width - left - right, height - top - bottom
-    scale = max([count for _, count in weeks] + [target or 0, 1])
+    peak = max([count for _, count in weeks] + [target or 0, 1])
+    scale = peak + max(1, peak // 4)  # headroom above the tallest bar and the target line
     slot = plot_w / max(1, len(weeks))
     bar_w = slot * 0.62
     base = top + plot_h

@@ -1,57 +1,57 @@
-"""The client's calendar feed link, through the feeds core (service/feeds.py) when it is present."""
+"""The calendar feed links shown on the dashboard (tokens themselves live in service.feeds)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from types import ModuleType
 
-from service.models import Client
+from service import feeds
+from service.models import Client, Therapist
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FeedLink:
-    """What the page shows about a client's feed."""
+    """What a page shows about a feed: its https link and the webcal:// one, if it is live."""
 
-    available: bool
     url: str | None = None
+    webcal: str | None = None
+    available: bool = True
 
 
-def core() -> ModuleType | None:
-    """Return service.feeds, or None while that module has not landed."""
-    try:
-        return importlib.import_module("service.feeds")
-    except ImportError:
-        return None
+def _link(url: str | None) -> FeedLink:
+    if url is None:
+        return FeedLink()
+    return FeedLink(url=url, webcal="webcal://" + url.split("://", 1)[1])
 
 
 def current(client: Client) -> FeedLink:
-    """Return the client's live feed link (None when revoked or never made)."""
-    feeds = core()
-    if feeds is None or not hasattr(feeds, "client_feed_url"):
-        return FeedLink(available=False)
-    return FeedLink(available=True, url=feeds.client_feed_url(client))
-
-
-def _require() -> ModuleType:
-    from flask import abort
-
-    feeds = core()
-    if feeds is None:
-        logger.warning("service.feeds is not available yet")
-        abort(503)
-    return feeds
+    """Return the client's live feed link (empty when revoked or never made)."""
+    return _link(feeds.client_feed_url(client))
 
 
 def rotate(client: Client, *, now: datetime) -> str:
     """Issue a new feed link for the client (the old one stops working) and return it."""
-    return _require().rotate_client_feed(client, now=now)
+    return feeds.rotate_client_feed(client, now=now)
 
 
-def revoke(client: Client, *, now: datetime) -> None:
-    """Revoke the client's feed link."""
-    _require().revoke_client_feed(client, now=now)
+def revoke(client: Client, *, now: datetime) -> bool:
+    """Revoke the client's feed link; return whether there was one."""
+    return feeds.revoke_client_feed(client, now=now)
+
+
+def therapist_current(therapist: Therapist) -> FeedLink:
+    """Return the therapist's own feed link (all their clients' sessions)."""
+    return _link(feeds.therapist_feed_url(therapist))
+
+
+def therapist_rotate(therapist: Therapist, *, now: datetime) -> str:
+    """Issue a new feed link for the therapist."""
+    return feeds.rotate_therapist_feed(therapist, now=now)
+
+
+def therapist_revoke(therapist: Therapist, *, now: datetime) -> bool:
+    """Revoke the therapist's feed link."""
+    return feeds.revoke_therapist_feed(therapist, now=now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, redirect, render_template, request, url_for
+from flask import Flask, Response, g, redirect, render_template, request, url_for
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
@@ -79,6 +79,15 @@ def init_security(app: Flask) -> None:
     login_manager.anonymous_user = AnonymousUserMixin
     # A global (not a context variable) so imported form macros can reach it too.
     app.jinja_env.globals["csrf_token"] = generate_csrf
+
+
+@bp.before_request
+def _fresh_request_state() -> None:
+    # `g` lives as long as the app context, which outlives one request when a context was
+    # already pushed around it (tests, scripts): never reuse a cached clock, CSRF token or user.
+    g.pop("web_now", None)
+    g.pop("csrf_token", None)
+    g.pop("_login_user", None)
 
 
 @bp.before_request

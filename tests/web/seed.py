@@ -42,6 +42,7 @@ def seed_history(client: Client, sponsor: SupportContact, today: date, *, seed: 
         make_meeting(client.practice_id, name="Monday Step Study", day=1, time="18:30",
                      location="Grace Church annex", types=["C", "ST"]),
         make_meeting(client.practice_id, name="Online Morning Reflections", day=6, time="08:00",
+                     end_time="09:00",
                      address=None, location=None, conference_url="https://meet.example.org/amr",
                      attendance="online", types=["O", "ONL"]),
     ]  # fmt: skip

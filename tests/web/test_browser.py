@@ -81,9 +81,9 @@ def _sign_in(page, email, password):
     page.wait_for_url("**/")
 
 
-def _shot(page, name):
+def _shot(page, name, *, full_page=True):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, type="png")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page, type="png")
 
 
 def _tick(app, clock, *instants):
@@ -183,9 +183,11 @@ def test_alert_flow_feed_tenancy_and_screenshots(server, browser, people, clock)
     page.goto("/clients")
     _shot(page, "clients")
     page.goto(f"/clients/{people.carol.id}")
+    _shot(page, "client-top", full_page=False)
+    page.goto(f"/clients/{people.carol.id}#history")
     page.locator("svg.heatmap").wait_for()
     assert page.locator("svg.heatmap rect.cell").count() == 84
-    _shot(page, "client")
+    _shot(page, "client", full_page=False)
     page.goto("/meetings")
     _shot(page, "meetings")
 
