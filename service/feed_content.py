@@ -142,6 +142,8 @@ def _meeting_events(client: Client, plans: list[MeetingPlan], checkins: dict) ->
             end = datetime.combine(first, parse_local_time(meeting.end_time))
             length = (end - datetime.combine(first, wall)) % timedelta(days=1) or MEETING_LENGTH
         until = _stop(client, None if meeting.active else meeting.updated_at)
+        if until is not None and until < resolve_local(start, get_zone(meeting.timezone)):
+            continue  # ended before it began; DTSTART alone would still show once
         place = ", ".join(p for p in (meeting.location, meeting.address) if p)
         shown = not client.discreet
         events.append(
@@ -256,7 +258,7 @@ def _milestones(client: Client, *, now: datetime) -> list[FeedEvent]:
         years += 1
     return [
         _event(
-            uid=f"{client.id}-sober-{key}@steadfast",
+            uid=f"{client.id}-milestone-{key}@steadfast",
             summary="Milestone" if client.discreet else label,
             start=day,
             zone=None,
