@@ -1,8 +1,12 @@
-"""Helpers for the import tests: small TSML feeds and row counts."""
+"""Helpers for the import tests: small TSML feeds, row counts and a local feed server."""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sqlalchemy import func, select
@@ -56,3 +60,51 @@ def report_counts(report: Any) -> tuple[int, int, int, int, int]:
         data["created"], data["updated"], data["unchanged"], data["deactivated"],
         len(data["skipped"]),
     )  # fmt: skip
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    server: FeedServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)
+        body = self.server.body
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", self.server.content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class FeedServer(ThreadingHTTPServer):
+    """A 127.0.0.1 server answering every GET with `body`; tests change it between imports."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FeedHandler)
+        self.body = b"[]"
+        self.status = 200
+        self.content_type = "application/json"
+        self.hits: list[str] = []
+
+    def url(self, path: str = "/feed.json") -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@contextmanager
+def feed_server() -> Iterator[FeedServer]:
+    """Run a FeedServer for the duration of the block."""
+    server = FeedServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
