@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 import click
@@ -22,10 +23,6 @@ logger = logging.getLogger(__name__)
 
 group = click.Group("meetings", help="Import meeting feeds (TSML, BMLT, CSV) and list them.")
 SHOWN_SKIPS = 20
-
-
-def _stderr() -> Any:
-    return click.get_text_stream("stderr")
 
 
 def resolve_practice(name: str | None) -> Practice:
@@ -59,7 +56,7 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            bar = click.progressbar(length=total, label="Importing meetings", file=_stderr())
+            bar = click.progressbar(length=total, label="Importing meetings", file=sys.stderr)
             self.bar = bar.__enter__()
         self.bar.update(done - self.done)
         self.done = done
@@ -118,7 +115,10 @@ def import_command(
         db.session.commit()
     except ImportFailed as exc:
         db.session.rollback()
-        fail(f"the feed was not imported ({exc.field}): {exc.message}")
+        fail(f"the feed was not imported: {exc.message}")
+    except Exception:
+        db.session.rollback()
+        raise
     finally:
         progress.close()
     if as_json:
