@@ -1,0 +1,1 @@
+"""Benchmarks: a bulk data generator, the benchmark runner, and query-plan checks."""
