@@ -86,3 +86,9 @@ def dayname(value: int | None) -> str:
 def meeting_options(meetings: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
     """Return (id, "Thu 19:00 · name") choices for a meeting select."""
     return [(m.id, f"{dayname(m.day)[:3]} {m.time or '--:--'} · {m.name}") for m in meetings]
+
+
+@bp.app_template_filter("field_label")
+def field_label(path: str) -> str:
+    """Return a readable name for a field path ("quiet_hours.start" → "Quiet hours start")."""
+    return path.replace(".", " ").replace("_", " ").capitalize()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
+from service.meeting_import import ImportFailed, import_feed
 from service.models.vocab import RECOVERY_PATHS
 from service.schedule import ScheduleError, get_zone
 
@@ -18,14 +18,9 @@ Errors = dict[str, list[str]]
 COUNTS = ("created", "updated", "unchanged", "deactivated", "skipped")
 
 
-def _import_feed() -> Any:
-    module = importlib.import_module("service.meeting_import")
-    return getattr(module, "import_feed", None)
-
-
 def available() -> bool:
-    """Return whether the import core (service.meeting_import.import_feed) is present."""
-    return _import_feed() is not None
+    """Return whether meeting import is offered (it always is once the core is installed)."""
+    return True
 
 
 def check_form(url: str, upload: FileStorage | None, timezone: str, fellowship: str) -> Errors:
@@ -58,9 +53,6 @@ def run(
     errors = check_form(url, upload, timezone, fellowship)
     if errors:
         return errors, None
-    import_feed = _import_feed()
-    if import_feed is None:
-        return {"body": ["Meeting import is not available on this server yet."]}, None
     body = upload.read() if upload is not None and upload.filename else None
     try:
         report = import_feed(
@@ -72,10 +64,10 @@ def run(
             fellowship=fellowship,
             now=now,
         )
-    except Exception as exc:  # noqa: BLE001 - any feed failure is shown to the person importing
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        logger.info("meeting import failed: %s", type(exc).__name__)
-        return {"body": [f"The feed could not be imported: {message}"]}, None
+    except ImportFailed as exc:
+        logger.info("meeting import failed: %s", exc.reason)
+        field = exc.field if exc.field in ("timezone", "fellowship") else "url" if url else "file"
+        return {field: [exc.message]}, None
     return {}, report
 
 
@@ -99,8 +91,8 @@ def skipped(report: Any) -> list[str]:
     lines = []
     for item in _get(report, "skipped") or _get(report, "skipped_records") or []:
         if isinstance(item, dict):
-            lines.append(f"{item.get('name') or item.get('key') or '?'}: {item.get('reason')}")
+            lines.append(f"{item.get('slug') or '(no id)'}: {item.get('reason')}")
         else:
-            what = getattr(item, "name", None) or getattr(item, "key", None) or "?"
+            what = getattr(item, "slug", None) or "(no id)"
             lines.append(f"{what}: {getattr(item, 'reason', item)}")
     return lines
