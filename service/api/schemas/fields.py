@@ -114,29 +114,32 @@ Phone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=40),
     AfterValidator(_phone),
-    Field(description="E.164 (+15005550101) or a national number; answered as E.164."),
+    Field(
+        description="E.164 (+15005550101) or a national number; answered as E.164.",
+        examples=["+12015550123"],
+    ),
 ]
 TimeZone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_zone),
-    Field(description="IANA time zone name, e.g. America/New_York."),
+    Field(description="IANA time zone name, e.g. America/New_York.", examples=["America/New_York"]),
 ]
 LocalTime = Annotated[
     str,
     StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
     AfterValidator(_local_time),
-    Field(description="Local wall time, 24-hour HH:MM."),
+    Field(description="Local wall time, 24-hour HH:MM.", examples=["19:30"]),
 ]
 Day = Annotated[
     date,
     BeforeValidator(_date),
-    WithJsonSchema({"type": "string", "format": "date"}),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-12-01"]}),
 ]
 Instant = Annotated[
     datetime,
     BeforeValidator(_instant),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-01T19:00:00Z"]}),
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 
