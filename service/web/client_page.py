@@ -43,7 +43,7 @@ from service.web.base import (
     client_or_404,
     is_admin,
     local_today,
-    me,
+    now,
     practice_therapists,
 )
 from service.web.forms import flatten
@@ -155,10 +155,12 @@ def render_client(
     }
     base_values.update(values or {})
     sms = consent.latest_sms_consent(client)
+    summary = queries.client_rows([client], now=now(), today={client.timezone: today})[0]
     html = render_template(
         "client.html",
         client=client,
         today=today,
+        summary=summary,
         shows_step=queries.shows_step(client),
         open_client=client.status != "discharged",
         sms_granted=consent.sms_consent_granted(client),
@@ -202,8 +204,3 @@ def client_page(client_id: str) -> tuple[str, int]:
     audit("dashboard.client.view", client_id=client.id, subject_type="client", subject_id=client.id)
     db.session.commit()
     return render_client(client)
-
-
-def viewer_is_owner(client: Client) -> bool:
-    """Return whether the signed-in therapist holds this client's caseload."""
-    return client.therapist_id == me().id
