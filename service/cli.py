@@ -6,7 +6,7 @@ import importlib
 
 from flask import Flask
 
-COMMAND_MODULES = ("therapist", "demo", "jobs", "web", "feeds", "meetings")
+COMMAND_MODULES = ("therapist", "demo", "jobs", "web", "feeds", "meetings", "sms")
 
 
 def init_app(app: Flask) -> None:

@@ -18,6 +18,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "events",
     "webhooks",
     "feeds",
+    "twilio_hooks",
 )
 
 

@@ -1,0 +1,95 @@
+"""/twilio/inbound and /twilio/status: Twilio's signed webhooks (outside the bearer API and its document)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from service.api.common import now, settings
+from service.api.problems import ApiError
+from service.db import db
+from service.notifications.inbound import handle_inbound
+from service.notifications.status import apply_status
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
+
+
+def signed_url() -> str:
+    """Return the URL Twilio signed: the public one, whatever scheme and host reached us.
+
+    Behind a TLS-terminating proxy the request arrives as http://internal-host/...; Twilio
+    signed https://PUBLIC_BASE_URL/..., so the URL is rebuilt from the setting, never trusted
+    from the request's Host or X-Forwarded-* headers.
+    """
+    url = settings().PUBLIC_BASE_URL + request.path
+    query = request.query_string.decode("latin-1")
+    return f"{url}?{query}" if query else url
+
+
+def _require_signature() -> None:
+    """Refuse (403) a request not signed with our auth token for exactly this public URL."""
+    token = settings().TWILIO_AUTH_TOKEN
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token:
+        logger.warning("twilio webhook refused: TWILIO_AUTH_TOKEN is not configured")
+        raise ApiError(403, "webhook signatures cannot be checked: no auth token is configured")
+    if not signature or not RequestValidator(token).validate(signed_url(), request.form, signature):
+        logger.warning("twilio webhook refused: bad or missing signature on %s", request.path)
+        raise ApiError(403, "invalid Twilio signature")
+
+
+def _twiml(answer: str | None) -> Response:
+    twiml = MessagingResponse()
+    if answer:
+        twiml.message(answer)  # the library XML-escapes the text
+    return Response(str(twiml), status=200, mimetype="text/xml")
+
+
+@bp.post("/inbound")
+def inbound() -> Any:
+    """Handle an inbound text and answer it in TwiML (an empty Response when there is none)."""
+    _require_signature()
+    form = request.form
+    try:
+        result = handle_inbound(
+            from_number=form.get("From", ""),
+            to_number=form.get("To"),
+            body=form.get("Body", ""),
+            now=now(),
+            message_sid=form.get("MessageSid") or form.get("SmsSid") or None,
+            settings=settings(),
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return _twiml(result.answer_text)
+
+
+@bp.post("/status")
+def status() -> Any:
+    """Record a delivery status (forward only); an unknown sid still gets 200 so Twilio stops."""
+    _require_signature()
+    form = request.form
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    raw_code = (form.get("ErrorCode") or "").strip()
+    try:
+        result = apply_status(
+            sid=sid,
+            provider_status=form.get("MessageStatus") or form.get("SmsStatus") or "",
+            error_code=int(raw_code) if raw_code.isdigit() else None,
+            now=now(),
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if not result.known:
+        logger.info("status callback for a message we do not know (%s)", sid[:8])
+    return Response(status=200)

@@ -1,0 +1,281 @@
+"""Inbound texts: store each once, read it with the reply grammar, act, and say what to answer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from service import alerts, consent
+from service.db import db, new_id
+from service.models import Client, Message, Practice, SupportContact
+from service.notifications import grammar, gsm
+from service.notifications.optout import opt_in_number, opt_out_number, people_at
+from service.notifications.replies import answer_prompt, reply_row, urge_answer
+from service.notifications.templates import render
+from service.phones import PhoneError, normalize_phone, region_of
+
+logger = logging.getLogger(__name__)
+
+# A stranger gets one neutral answer per this period, then silence (no reply loops).
+UNKNOWN_ANSWER_EVERY = timedelta(hours=24)
+_UNKNOWN_TEMPLATES = ("unknown_sender", "help_unknown")
+_CANONICAL = frozenset(canonical for _, canonical in grammar.KEYWORDS.values())
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What an inbound text led to: the answer to send back (or None) and what was done."""
+
+    answer_text: str | None
+    intent: str
+    actions: tuple[str, ...] = ()
+    message_id: str | None = None
+    replayed: bool = False
+
+
+@dataclass
+class _Sender:
+    """Who texted: their number, and the clients and contacts that have it."""
+
+    phone: str
+    clients: list[Client]
+    contacts: list[SupportContact]
+    client: Client | None  # the one whose answers we give (client-only keywords)
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.clients or self.contacts)
+
+
+def handle_inbound(
+    *,
+    from_number: str,
+    to_number: str | None,
+    body: str,
+    now: datetime,
+    message_sid: str | None = None,
+    settings: Any = None,
+) -> InboundResult:
+    """Record an inbound text and act on it; the caller commits and sends answer_text back.
+
+    Idempotent by message_sid: a replayed webhook gets the same answer and changes nothing.
+    """
+    settings = settings if settings is not None else current_app.extensions["settings"]
+    phone = _e164(from_number, settings.DEFAULT_PHONE_REGION)
+    if message_sid:
+        previous = _replay(message_sid)
+        if previous is not None:
+            return previous
+    clients, contacts = people_at(phone)
+    sender = _Sender(phone, clients, contacts, _primary(clients, to_number))
+    inbound = _store(sender, to_number, body, message_sid, now)
+    if inbound is None:  # a concurrent delivery of the same MessageSid stored it first
+        return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
+    reply = grammar.parse_reply(body)
+    intent = reply.intent
+    opted_out = consent.is_opted_out(phone)
+    if (
+        opted_out
+        and intent == grammar.CONFIRM
+        and reply.code is None
+        and (reply.text in grammar.OPT_IN_WHEN_OPTED_OUT)
+    ):
+        intent = grammar.OPT_IN  # as at the carrier: YES from an opted-out number is START
+    template, answer = _route(sender, intent, reply, inbound, now, settings)
+    if consent.is_opted_out(phone):
+        # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation.
+        template, answer = None, None
+    if answer is not None:
+        db.session.add(reply_row(inbound, answer, template, now))
+    db.session.flush()
+    logger.info("inbound %s: %s (%s)", inbound.id, intent, ", ".join(sender.actions) or "-")
+    return InboundResult(answer, intent, tuple(sender.actions), inbound.id)
+
+
+def _route(
+    sender: _Sender,
+    intent: str,
+    reply: grammar.Reply,
+    inbound: Message,
+    now: datetime,
+    settings: Any,
+) -> tuple[str | None, str | None]:
+    """Act on one parsed text; return (template, answer text) or (None, None) for silence."""
+    if intent == grammar.CRISIS:
+        return _crisis(sender, inbound, now, settings)
+    if intent == grammar.OPT_OUT:
+        # The keyword itself, never free text (it may say more than the person meant to keep).
+        keyword = reply.text if reply.text in _CANONICAL else "free_text"
+        if opt_out_number(sender.phone, reason="opt_out", keyword=keyword, now=now):
+            sender.actions.append("opted_out")
+        return None, None
+    if intent == grammar.OPT_IN:
+        if opt_in_number(sender.phone, now=now):
+            sender.actions.append("opted_in")
+        return None, None
+    if not sender.known:
+        return _stranger(sender, now, "help_unknown" if intent == grammar.HELP else None)
+    client = sender.client
+    if intent == grammar.HELP:
+        if client is not None:
+            practice = db.session.get(Practice, client.practice_id)
+            phone = practice.phone if practice is not None else None
+            return "help_client", render("help_client", client.language, practice_phone=phone)
+        return "help_contact", render("help_contact", "en")
+    if intent in (grammar.CONFIRM, grammar.DECLINE):
+        template, answer, action = answer_prompt(
+            sender.phone, reply, intent, now, _language(sender)
+        )
+        sender.actions.append(action)
+        return template, answer
+    if intent == grammar.URGE and client is not None:
+        sender.actions.append("urge")
+        return urge_answer(client, inbound, now)
+    if intent == grammar.LAPSE and client is not None:
+        alerts.raise_alert(
+            kind="lapse",
+            client=client,
+            source_type="message",
+            source_id=inbound.id,
+            occurrence=None,
+            detail={"message_id": inbound.id},
+            now=now,
+        )
+        sender.actions.append("lapse_alert")
+        return "lapse_reply", render("lapse_reply", client.language)
+    sender.actions.append("kept_for_therapist")
+    return "didnt_understand", render("didnt_understand", _language(sender))
+
+
+def _crisis(sender: _Sender, inbound: Message, now: datetime, settings: Any) -> tuple[str, str]:
+    """Alert every therapist concerned at once and answer with the local crisis line."""
+    concerned = list(sender.clients)
+    for contact in sender.contacts:
+        client = db.session.get(Client, contact.client_id)
+        if client is not None and client not in concerned:
+            concerned.append(client)
+    for client in concerned:
+        alerts.raise_alert(
+            kind="crisis",
+            client=client,
+            source_type="message",
+            source_id=inbound.id,
+            occurrence=None,
+            detail={
+                "message_id": inbound.id,
+                "from": "client" if client in sender.clients else "contact",
+            },  # fmt: skip
+            now=now,
+        )
+        sender.actions.append("crisis_alert")
+    client = sender.client
+    practice = db.session.get(Practice, client.practice_id) if client is not None else None
+    region = region_of(sender.phone) or settings.DEFAULT_PHONE_REGION
+    text = render(
+        "crisis_reply",
+        client.language if client is not None else "en",
+        region=region,
+        practice_phone=practice.phone if practice is not None else None,
+        notified=client is not None,
+    )
+    return "crisis_reply", text
+
+
+def _stranger(
+    sender: _Sender, now: datetime, template: str | None
+) -> tuple[str | None, str | None]:
+    """Answer an unknown number once a day at most, then stay silent."""
+    recent = db.session.scalar(
+        select(Message.id)
+        .where(
+            Message.direction == "outbound",
+            Message.purpose == "reply",
+            Message.to_number == sender.phone,
+            Message.template.in_(_UNKNOWN_TEMPLATES),
+            Message.created_at > now - UNKNOWN_ANSWER_EVERY,
+        )
+        .limit(1)
+    )
+    if recent is not None:
+        sender.actions.append("unknown_silenced")
+        return None, None
+    sender.actions.append("unknown_answered")
+    template = template or "unknown_sender"
+    return template, render(template, "en")
+
+
+def _language(sender: _Sender) -> str:
+    return sender.client.language if sender.client is not None else "en"
+
+
+def _primary(clients: list[Client], to_number: str | None) -> Client | None:
+    """Pick the client whose answers a number gets: active first, then our number's practice."""
+    if not clients:
+        return None
+
+    def rank(client: Client) -> tuple[int, int]:
+        practice = db.session.get(Practice, client.practice_id)
+        ours = practice is not None and bool(to_number) and practice.sms_from_number == to_number
+        return (client.status == "discharged", not ours)
+
+    return sorted(clients, key=rank)[0]
+
+
+def _e164(number: str, region: str) -> str:
+    try:
+        return normalize_phone(number, region)
+    except PhoneError:
+        return (number or "").strip()[:20]  # a short code or an alphanumeric sender
+
+
+def _store(
+    sender: _Sender, to_number: str | None, body: str, sid: str | None, now: datetime
+) -> Message | None:
+    """Insert the inbound row (unique by MessageSid); None when it already exists."""
+    client = sender.client or (sender.clients[0] if sender.clients else None)
+    contact = None if client is not None else (sender.contacts[0] if sender.contacts else None)
+    inbound = Message(
+        id=new_id("ms"),
+        practice_id=(client or contact).practice_id if (client or contact) else None,
+        client_id=client.id if client else (contact.client_id if contact else None),
+        contact_id=contact.id if contact else None,
+        direction="inbound",
+        to_number=(to_number or "")[:20],
+        from_number=sender.phone,
+        body=body,
+        purpose="inbound",
+        status="received",
+        provider_sid=sid,
+        attempts=0,
+        segments=gsm.segments(body or ""),
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(inbound)
+    except IntegrityError:
+        return None
+    return inbound
+
+
+def _replay(sid: str | None) -> InboundResult | None:
+    """Return the recorded outcome of an inbound text already handled, or None."""
+    if not sid:
+        return None
+    inbound = db.session.scalar(
+        select(Message).where(Message.provider_sid == sid, Message.direction == "inbound")
+    )
+    if inbound is None:
+        return None
+    answer = db.session.scalar(
+        select(Message).where(Message.idempotency_key == f"reply:{inbound.id}")
+    )
+    return InboundResult(answer.body if answer else None, "replay", ("replayed",), inbound.id, True)

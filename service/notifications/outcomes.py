@@ -1,0 +1,74 @@
+"""Recording what became of a claimed outbox message: conditional moves, events, giving up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from service import alerts
+from service.db import db
+from service.events import append_event
+from service.models import Client, Message
+from service.notifications import gate, policy
+
+logger = logging.getLogger(__name__)
+
+
+def settle(
+    message: Message, now: datetime, *, only_if: dict[str, Any] | None = None, **values: Any
+) -> bool:
+    """Move a message out of `sending` with a conditional UPDATE; return whether it moved."""
+    criteria = [Message.id == message.id, Message.status == "sending"]
+    criteria += [getattr(Message, k) == v for k, v in (only_if or {}).items()]
+    result = db.session.execute(
+        update(Message)
+        .where(*criteria)
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(message)
+    if result.rowcount != 1:
+        logger.warning("dispatch: message %s changed under us; left as %s", message.id,
+                       message.status)  # fmt: skip
+    return result.rowcount == 1
+
+
+def record_event(kind: str, message: Message, now: datetime, extra: dict[str, Any]) -> None:
+    """Append a message.* event (no number, no body) to the caller's unit of work."""
+    append_event(
+        kind,
+        now=now,
+        practice_id=message.practice_id,
+        client_id=message.client_id,
+        subject_type="message",
+        subject_id=message.id,
+        payload={"purpose": message.purpose, "attempts": message.attempts, **extra},
+    )
+
+
+def give_up(
+    message: Message,
+    now: datetime,
+    code: int | None,
+    detail: str,
+    recipient: gate.Recipient | None,
+) -> None:
+    """Mark a message failed for good; tell the therapist when it was meant for a client."""
+    if not settle(message, now, status="failed", error_code=code, error_message=detail):
+        return
+    record_event("message.failed", message, now, {"error_code": code})
+    kind = recipient.kind if recipient is not None else gate.recipient_of(message).kind
+    if kind == "client" and message.client_id and code not in policy.OPT_OUT_CODES:
+        client = db.session.get(Client, message.client_id)
+        alerts.raise_alert(
+            kind="delivery_failed",
+            client=client,
+            source_type="message",
+            source_id=message.id,
+            occurrence=None,
+            detail={"message_id": message.id, "error_code": code, "purpose": message.purpose},
+            now=now,
+        )
