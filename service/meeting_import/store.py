@@ -16,6 +16,7 @@ Policies (DESIGN):
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -54,6 +55,8 @@ _COLUMN_CAPS = {"name": 255, "location": 500, "address": 500, "conference_phone"
                 "region": 200}  # fmt: skip
 _MAX_CONFERENCE_URL = 2000
 _SCHEDULE = ("day", "time", "end_time", "timezone")
+_HASHED = ("name", "fellowship", "day", "time", "end_time", "timezone", "location", "address",
+           "conference_url", "conference_phone", "types", "notes", "region", "attendance")  # fmt: skip
 _EXPANDED = re.compile(r"^(?P<base>.+)-[0-6]$")  # TSML day arrays become "{slug}-{day}"
 
 # Directory fellowship -> the parser's type-code table; the rest use Meeting Guide (AA) codes.
@@ -161,6 +164,15 @@ def stored_slug(slug: str) -> str:
     return f"{slug[: MAX_SLUG - 13]}~{digest}"
 
 
+def content_hash(values: dict[str, Any]) -> str:
+    """Return the sha256 of the stored columns, so equal hashes mean nothing to write."""
+    # Hashing what is stored (not MeetingRecord.content_hash(), which also covers derived
+    # labels) is both exact and cheap: one dumps of a list per meeting.
+    content = [values[column] for column in _HASHED]
+    canonical = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(f"v1{canonical}".encode("ascii")).hexdigest()
+
+
 def meeting_values(record: MeetingRecord, timezone: str, fellowship: str) -> dict[str, Any]:
     """Return the Meeting columns for a record, capped to the column sizes."""
     values: dict[str, Any] = {
@@ -176,9 +188,7 @@ def meeting_values(record: MeetingRecord, timezone: str, fellowship: str) -> dic
     # A cut URL would be a wrong link; no link is better.
     if values["conference_url"] and len(values["conference_url"]) > _MAX_CONFERENCE_URL:
         values["conference_url"] = None
-    # The stored zone and fellowship can differ from the record's (defaults), so they count.
-    key = f"{record.content_hash()}|{timezone}|{fellowship}"
-    values["content_hash"] = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    values["content_hash"] = content_hash(values)
     return values
 
 
@@ -305,7 +315,9 @@ def _insert(rows: list[dict[str, Any]]) -> int:
     """Bulk-insert and clear a batch of new meetings (one executemany, no ORM objects)."""
     count = len(rows)
     if rows:
-        db.session.execute(insert(Meeting), rows)
+        # A Core insert on the table: the ORM's bulk insert splits rows by which columns are
+        # None, which turned a 500-row batch into hundreds of statements.
+        db.session.execute(insert(Meeting.__table__), rows)
         rows.clear()
     return count
 
