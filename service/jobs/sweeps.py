@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable
@@ -52,8 +53,9 @@ def send_reminders_and_prompts(now: datetime) -> int:
     )
 
 
+@functools.cache
 def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """Return another engineer's entry point, or None (logged) when it is not installed."""
+    """Return another engineer's entry point, or None (logged once) when it is not installed."""
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
