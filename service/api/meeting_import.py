@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from pydantic import Field
+from sqlalchemy.exc import IntegrityError
 
 from service.api.common import json_body, now, settings, validate
 from service.api.problems import ApiError, field_error
@@ -82,7 +83,7 @@ def _source_field(body: ImportIn) -> str:
 
 
 @operation(bp, "/meetings/import", "POST", summary="Import a meeting feed", request=ImportIn,
-           response=ImportReportOut, tags=TAGS, errors=(413,))  # fmt: skip
+           response=ImportReportOut, tags=TAGS, errors=(409, 413))  # fmt: skip
 def import_meetings() -> Any:
     """Upsert a feed into the directory by (feed_key, slug); always 200 with the report.
 
@@ -111,6 +112,9 @@ def import_meetings() -> Any:
         raise ApiError(
             422, f"the feed was not imported: {exc.message}", errors={field: [exc.message]}
         ) from None
+    except IntegrityError:
+        # Two first imports of one feed key (or slug) raced; the other one won.
+        raise ApiError(409, "another import of this feed ran at the same time; retry") from None
     result = report.as_dict()
     audit(
         "meetings.import", subject_type="meeting_feed", subject_id=report.feed_id,

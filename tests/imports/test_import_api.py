@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from service.db import db
 from service.models import AuditEntry, Meeting, MeetingFeed
+from tests.factories import make_therapist
 from tests.imports.conftest import FIXTURES
 from tests.imports.support import count, feed_server, row_counts, tsml_feed, tsml_row
 
@@ -178,3 +179,10 @@ def test_the_operation_is_documented(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     op = doc["paths"]["/api/v1/meetings/import"]["post"]
     assert {"200", "401", "413", "422"} <= set(op["responses"])
+
+
+def test_an_admin_imports_into_their_own_practice(client, people):
+    admin = make_therapist(email="rhea@riverside.example", name="Rhea", role="admin", phone=None)
+    db.session.commit()
+    assert post(client, admin, {"feed": tsml_feed(2), "feed_key": "k"}).status_code == 200
+    assert count(Meeting, Meeting.practice_id == people.riverside.id) == 2

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from bench.make_tsml_feed import make_feed
 from service.db import db
 from service.meeting_import import ImportFailed, import_records, import_source, parse_tsml
 from service.models import Alert, CheckIn, Event, Meeting, MeetingFeed
@@ -392,3 +393,13 @@ def test_bulk_import_uses_few_statements_and_reports_progress(people):
     assert report_counts(report) == (0, 1, 1499, 0, 0)
     # The existing rows are read in one query, not one per meeting.
     assert len(statements) < 15, statements
+
+
+def test_the_benchmark_feed_imports_every_meeting(people):
+    feed = make_feed(300, seed=3)
+    assert make_feed(300, seed=3) == feed  # deterministic
+    report = run(people.riverside, as_bytes(feed), feed_key="bench")
+    assert report_counts(report) == (300, 0, 0, 0, 0)
+    found = meetings(people.riverside.id).values()
+    assert {m.attendance for m in found} == {"in_person", "online", "hybrid"}
+    assert len({m.timezone for m in found}) >= 5 and {m.day for m in found} == set(range(7))
