@@ -160,6 +160,12 @@ def test_alert_flow_feed_tenancy_and_screenshots(server, browser, people, clock)
     _tick(app, clock, "2026-12-01T17:05:00Z", "2026-12-02T01:01:00Z", "2026-12-02T03:30:00Z",
           "2026-12-02T04:30:00Z")  # fmt: skip
     page.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
     erin = page.locator(".alert-item", has_text="Erin T.")
     erin.first.wait_for()
     assert "Call Frank" in erin.first.inner_text()
