@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 
 from service.alerts import dashboard_link, escalate_crisis
 from service.db import db
@@ -19,9 +19,9 @@ from service.staff_time import STAFF_QUIET_HOURS, therapist_zone
 logger = logging.getLogger(__name__)
 
 
-def escalate_crises(now: datetime, *, ack_minutes: int) -> int:
-    """Re-send crises nobody acknowledged within `ack_minutes` to the on-call phone, once."""
-    stmt = (
+def unacknowledged_crises_stmt(now: datetime, ack_minutes: int) -> Select[tuple[Alert]]:
+    """Select the open crises older than `ack_minutes` not yet sent to on-call, locking them."""
+    return (
         select(Alert)
         .where(
             Alert.kind == "crisis",
@@ -32,8 +32,20 @@ def escalate_crises(now: datetime, *, ack_minutes: int) -> int:
         .order_by(Alert.created_at)
         .with_for_update(skip_locked=True)
     )
-    return sum(
-        escalate_crisis(alert, now=now, minutes=ack_minutes) for alert in db.session.scalars(stmt)
+
+
+def escalate_crises(now: datetime, *, ack_minutes: int) -> int:
+    """Re-send crises nobody acknowledged within `ack_minutes` to the on-call phone, once."""
+    rows = db.session.scalars(unacknowledged_crises_stmt(now, ack_minutes)).all()
+    return sum(escalate_crisis(alert, now=now, minutes=ack_minutes) for alert in rows)
+
+
+def therapists_with_new_alerts_stmt() -> Select[tuple[str]]:
+    """Select the therapists who have alerts not yet texted (crises are texted at once)."""
+    return (
+        select(Alert.therapist_id)
+        .where(Alert.notified_at.is_(None), Alert.therapist_id.is_not(None), Alert.kind != "crisis")
+        .distinct()
     )
 
 
@@ -52,11 +64,7 @@ def notify_therapists(now: datetime, *, batch_minutes: int) -> int:
     phone gets nothing (the dashboard and API always show alerts); their alerts are marked
     notified so the next sweep does not look at them again.
     """
-    therapist_ids = db.session.scalars(
-        select(Alert.therapist_id)
-        .where(Alert.notified_at.is_(None), Alert.therapist_id.is_not(None), Alert.kind != "crisis")
-        .distinct()
-    ).all()
+    therapist_ids = db.session.scalars(therapists_with_new_alerts_stmt()).all()
     queued = 0
     for therapist_id in therapist_ids:
         therapist = db.session.get(Therapist, therapist_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import aliased
 
 from service import alerts, quotas
@@ -141,7 +141,8 @@ def _after_outcome(checkin: CheckIn, now: datetime) -> None:
         quotas.recheck_after_confirmation(checkin, now=now)
 
 
-def _verifier_phone_is(phone: str):  # noqa: ANN202 - a SQL expression
+def prompts_to_phone_stmt(phone: str) -> Select[tuple[CheckIn]]:
+    """Select the check-ins whose verifier (the client or a contact) has this number."""
     contact = aliased(SupportContact)
     return (
         select(CheckIn)
@@ -161,13 +162,13 @@ def open_prompts_for(phone: str, now: datetime) -> list[CheckIn]:
 
     Each carries its `prompt_code` when the number has more than one open prompt.
     """
-    stmt = _verifier_phone_is(phone).where(CheckIn.status == "prompted")
+    stmt = prompts_to_phone_stmt(phone).where(CheckIn.status == "prompted")
     return list(db.session.scalars(stmt.order_by(CheckIn.prompted_at, CheckIn.id)))
 
 
 def late_reply_candidates(phone: str, now: datetime) -> list[CheckIn]:
     """Return check-ins this number was asked about that closed as missed in the last day."""
-    stmt = _verifier_phone_is(phone).where(
+    stmt = prompts_to_phone_stmt(phone).where(
         CheckIn.status == "missed",
         CheckIn.prompted_at.is_not(None),
         CheckIn.closes_at >= now - LATE_REPLY_WINDOW,

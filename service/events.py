@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal_column, select, text, tuple_
+from sqlalchemy import Select, literal_column, select, text, tuple_
 
 from service.db import db
 from service.models import Event
@@ -73,26 +73,43 @@ def read_events(
     every transaction still in flight are served: nothing can later appear before the
     cursor, so a reader paging with `after` sees every event exactly once.
     """
+    position: tuple[int, int] | None = None
+    if after:
+        if _postgres():
+            found = db.session.execute(select(Event.txid).where(Event.id == after)).first()
+            if found is None:
+                raise CursorError(f"no event {after}")
+            position = (found[0] or 0, after)
+        else:
+            position = (0, after)
+    stmt = events_page_stmt(practice_id, position, limit, type=type, client_id=client_id)
+    events = list(db.session.scalars(stmt))
+    return events, (events[-1].id if events else after)
+
+
+def events_page_stmt(
+    practice_id: str,
+    position: tuple[int, int] | None,
+    limit: int,
+    *,
+    type: str | None = None,
+    client_id: str | None = None,
+) -> Select[tuple[Event]]:
+    """Select the practice's next servable events after a (txid, id) stream position."""
     stmt = select(Event).where(Event.practice_id == practice_id)
     if type:
         stmt = stmt.where(Event.type == type)
     if client_id:
         stmt = stmt.where(Event.client_id == client_id)
-    postgres = _postgres()
-    if after:
-        if postgres:
-            position = db.session.execute(select(Event.txid).where(Event.id == after)).first()
-            if position is None:
-                raise CursorError(f"no event {after}")
-            stmt = stmt.where(tuple_(Event.txid, Event.id) > tuple_(position[0] or 0, after))
-        else:
-            stmt = stmt.where(Event.id > after)
-    if postgres:
+    if _postgres():
+        if position is not None:
+            stmt = stmt.where(tuple_(Event.txid, Event.id) > tuple_(*position))
         stmt = stmt.where(Event.txid < _SAFE_TXID).order_by(Event.txid, Event.id)
     else:
+        if position is not None:
+            stmt = stmt.where(Event.id > position[1])
         stmt = stmt.order_by(Event.id)
-    events = list(db.session.scalars(stmt.limit(limit)))
-    return events, (events[-1].id if events else after)
+    return stmt.limit(limit)
 
 
 def stream_head(practice_id: str) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from service import alerts, consent
 from service.db import db
@@ -25,15 +26,24 @@ _HISTORY = 200
 _NOTICE_LIFETIME = timedelta(hours=12)
 
 
-def _claim_rows(*criteria) -> list[CheckIn]:  # noqa: ANN002 - SQL criteria
-    return list(
-        db.session.scalars(
-            select(CheckIn)
-            .where(*criteria)
-            .order_by(CheckIn.closes_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        )
+def closing_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+    """Select the prompted check-ins whose window has closed, locking them (SKIP LOCKED)."""
+    return _claim(CheckIn.status == "prompted", CheckIn.closes_at <= now)
+
+
+def unasked_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+    """Select the never-asked check-ins whose window has passed, locking them."""
+    # due_at <= closes_at always, so the due_at bound lets the partial index do the work.
+    return _claim(CheckIn.status == "scheduled", CheckIn.due_at <= now, CheckIn.closes_at <= now)
+
+
+def _claim(*criteria: Any) -> Select[tuple[CheckIn]]:
+    return (
+        select(CheckIn)
+        .where(*criteria)
+        .order_by(CheckIn.closes_at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
     )
 
 
@@ -60,7 +70,7 @@ def _window(source: MeetingPlan | Commitment | None) -> timedelta:
 def close_prompted(now: datetime) -> int:
     """Close prompted check-ins whose window ended: missed, or skipped if never delivered."""
     closed = 0
-    for row in _claim_rows(CheckIn.status == "prompted", CheckIn.closes_at <= now):
+    for row in db.session.scalars(closing_stmt(now)).all():
         source = load_source(row.source_type, row.source_id)
         prompt = db.session.scalar(
             select(Message)
@@ -94,11 +104,7 @@ def close_prompted(now: datetime) -> int:
 def skip_unasked(now: datetime) -> int:
     """End as skipped the check-ins that were never asked and whose window has passed."""
     skipped = 0
-    # due_at <= closes_at always, so the due_at bound lets the partial index do the work.
-    rows = _claim_rows(
-        CheckIn.status == "scheduled", CheckIn.due_at <= now, CheckIn.closes_at <= now
-    )
-    for row in rows:
+    for row in db.session.scalars(unasked_stmt(now)).all():
         reason = row.skip_reason or "stale"
         if _move(row, "scheduled", {"status": "skipped", "skip_reason": reason, "updated_at": now}):
             checkin_event("checkin.skipped", row, now, {"reason": reason})

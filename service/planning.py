@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.db import db, new_id
@@ -283,25 +283,31 @@ def planning_start(source: Source, client: Client, now: datetime) -> datetime:
 PLANNING_SLACK = timedelta(hours=4)
 
 
+def due_sources_stmt(model: type[Source], until: datetime) -> Select[tuple[Source]]:
+    """Select the live sources whose planning watermark lags `until`, locking them."""
+    stmt = (
+        select(model)
+        .join(Client, Client.id == model.client_id)
+        .where(
+            model.archived_at.is_(None),
+            Client.status != "discharged",
+            or_(model.planned_until.is_(None), model.planned_until < until - PLANNING_SLACK),
+        )
+        .order_by(model.id)
+        .with_for_update(skip_locked=True, of=model)
+    )
+    if model is Commitment:
+        # Bare `active`, not IS TRUE, so the planner can match the partial index's predicate.
+        stmt = stmt.where(Commitment.active, Commitment.kind != "meeting_quota")
+    return stmt
+
+
 def plan_due_sources(now: datetime, *, horizon: timedelta) -> int:
     """Materialise check-ins up to now + horizon for every source whose watermark lags."""
     until = now + horizon
     created = 0
     for model in (MeetingPlan, Commitment):
-        stmt = (
-            select(model)
-            .join(Client, Client.id == model.client_id)
-            .where(
-                model.archived_at.is_(None),
-                Client.status != "discharged",
-                or_(model.planned_until.is_(None), model.planned_until < until - PLANNING_SLACK),
-            )
-            .order_by(model.id)
-            .with_for_update(skip_locked=True, of=model)
-        )
-        if model is Commitment:
-            stmt = stmt.where(Commitment.active.is_(True), Commitment.kind != "meeting_quota")
-        for source in db.session.scalars(stmt).all():
+        for source in db.session.scalars(due_sources_stmt(model, until)).all():
             client = db.session.get(Client, source.client_id)
             lo = planning_start(source, client, now)
             previous = source.planned_until

@@ -6,8 +6,9 @@ import logging
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 
 from service import consent
 from service.checkins import open_prompts_for
@@ -67,26 +68,40 @@ def recipient_block_reason(subject: Client | SupportContact, row: CheckIn) -> st
     return None
 
 
-def _due_rows(*criteria) -> list[CheckIn]:  # noqa: ANN002 - SQL criteria
+def due_reminders_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+    """Select the reminders due by `now`, locking them (SKIP LOCKED) for this sweep."""
+    return _due(
+        CheckIn.status == "scheduled",
+        CheckIn.reminder_sent_at.is_(None),
+        CheckIn.reminder_at <= now,
+        order=CheckIn.reminder_at,
+    )
+
+
+def due_prompts_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+    """Select the check-ins whose question is due by `now`, locking them (SKIP LOCKED)."""
+    return _due(
+        CheckIn.status == "scheduled",
+        CheckIn.skip_reason.is_(None),
+        CheckIn.due_at <= now,
+        order=CheckIn.due_at,
+    )
+
+
+def _due(*criteria: Any, order: Any) -> Select[tuple[CheckIn]]:
     # SKIP LOCKED: a second scheduler process takes other rows instead of waiting on these.
-    return list(
-        db.session.scalars(
-            select(CheckIn)
-            .where(*criteria)
-            .order_by(CheckIn.due_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        )
+    return (
+        select(CheckIn)
+        .where(*criteria)
+        .order_by(order)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
     )
 
 
 def send_reminders(now: datetime, *, stale_minutes: int) -> int:
     """Queue the meeting reminders that are due; drop stale or no-longer-allowed ones."""
-    rows = _due_rows(
-        CheckIn.status == "scheduled",
-        CheckIn.reminder_sent_at.is_(None),
-        CheckIn.reminder_at <= now,
-    )
+    rows = db.session.scalars(due_reminders_stmt(now)).all()
     queued = 0
     for row in rows:
         client = db.session.get(Client, row.client_id)
@@ -131,11 +146,7 @@ def _reminder_body(client: Client, row: CheckIn, now: datetime) -> str:
 
 def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     """Ask the verifiers of the due check-ins; mark those that cannot be asked for skipping."""
-    rows = _due_rows(
-        CheckIn.status == "scheduled",
-        CheckIn.skip_reason.is_(None),
-        CheckIn.due_at <= now,
-    )
+    rows = db.session.scalars(due_prompts_stmt(now)).all()
     ready: dict[str, list[tuple[CheckIn, Client, MeetingPlan | Commitment, SupportContact | None]]]
     ready = defaultdict(list)
     for row in rows:

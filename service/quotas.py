@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 
 from service import alerts
 from service.db import db
@@ -159,18 +159,24 @@ def recheck_after_confirmation(checkin: CheckIn, *, now: datetime) -> None:
             alerts.resolve_alert(alert, therapist_id="quota_met", now=now)
 
 
-def evaluate_due_quotas(now: datetime) -> int:
-    """Evaluate every active quota's finished weeks; return how many weeks were judged."""
-    rows = db.session.scalars(
+def live_quotas_stmt() -> Select[tuple[Commitment]]:
+    """Select the live weekly meeting quotas, locking them (SKIP LOCKED) for this sweep."""
+    return (
         select(Commitment)
         .where(
             Commitment.kind == "meeting_quota",
-            Commitment.active.is_(True),
+            # Bare, not IS TRUE, so the planner can match the partial index's predicate.
+            Commitment.active,
             Commitment.archived_at.is_(None),
         )
         .order_by(Commitment.id)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+
+
+def evaluate_due_quotas(now: datetime) -> int:
+    """Evaluate every active quota's finished weeks; return how many weeks were judged."""
+    rows = db.session.scalars(live_quotas_stmt()).all()
     evaluated = 0
     for commitment in rows:
         client = db.session.get(Client, commitment.client_id)

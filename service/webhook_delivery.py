@@ -10,7 +10,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import urllib3
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from service import fetch
@@ -120,6 +120,33 @@ def _attempt(job: _Job, *, allow_private: bool) -> None:
         job.error = str(exc)[:500]
 
 
+def live_endpoints_stmt() -> Select[tuple[WebhookEndpoint]]:
+    """Select the live endpoints, each locked (SKIP LOCKED) by the scheduler that works it."""
+    return (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.active.is_(True), WebhookEndpoint.deleted_at.is_(None))
+        .order_by(WebhookEndpoint.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def due_deliveries_stmt(
+    endpoint_id: str, now: datetime, batch: int = BATCH
+) -> Select[tuple[WebhookDelivery, Event]]:
+    """Select an endpoint's pending deliveries whose retry time has come, with their events."""
+    return (
+        select(WebhookDelivery, Event)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(batch)
+    )
+
+
 def deliver_webhooks(now: datetime, *, allow_private: bool, batch: int = BATCH) -> int:
     """Fan new events out to endpoints and POST every due delivery; return how many succeeded.
 
@@ -127,26 +154,11 @@ def deliver_webhooks(now: datetime, *, allow_private: bool, batch: int = BATCH) 
     while waiting on a receiver. On PostgreSQL each endpoint row is locked (SKIP LOCKED)
     for the sweep, so two schedulers never deliver the same endpoint's events at once.
     """
-    endpoints = db.session.scalars(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.active.is_(True), WebhookEndpoint.deleted_at.is_(None))
-        .order_by(WebhookEndpoint.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    endpoints = db.session.scalars(live_endpoints_stmt()).all()
     jobs: list[_Job] = []
     cursors: dict[str, int] = {}
     for endpoint in endpoints:
-        due = db.session.execute(
-            select(WebhookDelivery, Event)
-            .join(Event, Event.id == WebhookDelivery.event_id)
-            .where(
-                WebhookDelivery.endpoint_id == endpoint.id,
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-            )
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(batch)
-        ).all()
+        due = db.session.execute(due_deliveries_stmt(endpoint.id, now, batch)).all()
         jobs += [_Job(endpoint, event, delivery) for delivery, event in due]
         events, cursor = read_events(
             practice_id=endpoint.practice_id, after=endpoint.cursor or None, limit=batch

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import UTCDateTime, db, new_id
@@ -22,6 +32,13 @@ class MeetingPlan(db.Model):
         CheckConstraint("escalate_after_misses BETWEEN 1 AND 50", name="escalate"),
         Index("ix_meeting_plans_client_id", "client_id"),
         Index("ix_meeting_plans_meeting_id", "meeting_id"),
+        # The planning sweep reads only live plans whose watermark lags the horizon.
+        Index(
+            "ix_meeting_plans_planned_until",
+            "planned_until",
+            postgresql_where=text("archived_at IS NULL"),
+            sqlite_where=text("archived_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mp"))
@@ -61,6 +78,13 @@ class Commitment(db.Model):
             "id",
             postgresql_where=text("kind = 'meeting_quota' AND active AND archived_at IS NULL"),
             sqlite_where=text("kind = 'meeting_quota' AND active AND archived_at IS NULL"),
+        ),
+        # The planning sweep reads only live commitments whose watermark lags the horizon.
+        Index(
+            "ix_commitments_planned_until",
+            "planned_until",
+            postgresql_where=text("active AND archived_at IS NULL"),
+            sqlite_where=text("active AND archived_at IS NULL"),
         ),
     )
 
