@@ -576,6 +576,8 @@ def generate(
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE")
                 conn.commit()
+                # Back to the default journal the service itself runs with.
+                conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
         return report
     finally:
         engine.dispose()

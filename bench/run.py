@@ -1,0 +1,774 @@
+"""Run the benchmarks (quick or full profile): each measurement beside its floor, in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import Engine, create_engine, delete, func, select, update
+
+from bench import loadgen
+from bench.common import (
+    APP_OVERRIDES,
+    NOT_AVAILABLE,
+    Row,
+    fmt_s,
+    free_port,
+    machine_info,
+    percentile,
+    pg_reachable,
+    private_postgres,
+    rss_peak_kib,
+    timed,
+)
+from bench.generate import Calendar, bench_now, generate
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results.json"
+DOCS = REPO / "docs" / "benchmarks.md"
+FULL_MIN_FREE_GB = 20
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and durations of one profile."""
+
+    name: str
+    clients: int
+    small_clients: int  # ~10k check-ins: the detect-misses floor
+    misses_due: int
+    misses_reps: int
+    busy_due: int
+    http_seconds: float
+    http_connections: int
+    feed_requests: int
+    dispatch_messages: int
+    mps: float
+    mps_messages: int
+    import_meetings: int
+    scheduler_seconds: float
+
+
+PROFILES = {
+    "quick": Profile("quick", clients=1_000, small_clients=75, misses_due=1_000, misses_reps=2,
+                     busy_due=5_000, http_seconds=5, http_connections=4, feed_requests=200,
+                     dispatch_messages=1_000, mps=50, mps_messages=150, import_meetings=10_000,
+                     scheduler_seconds=25),
+    "full": Profile("full", clients=100_000, small_clients=75, misses_due=1_000, misses_reps=3,
+                    busy_due=5_000, http_seconds=10, http_connections=8, feed_requests=1_000,
+                    dispatch_messages=5_000, mps=50, mps_messages=300, import_meetings=10_000,
+                    scheduler_seconds=900),
+}  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def available(module: str, name: str) -> Any | None:
+    """Return another engineer's entry point, or None while it has not landed."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def not_available(key: str, what: str, backend: str, missing: str) -> Row:
+    return Row(key, what, backend, status=NOT_AVAILABLE, note=f"{missing} has not landed")
+
+
+def guarded(key: str, what: str, backend: str, fn: Callable[[], list[Row]]) -> list[Row]:
+    """Run one measurement; a crash becomes an `error` row, never a number."""
+    log(f"{backend}: {what}")
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the others
+        traceback.print_exc()
+        return [Row(key, what, backend, status="error", note=f"{type(exc).__name__}: {exc}"[:300])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The app and its database
+
+
+class Bench:
+    """One backend's benchmark database(s), the app on them, and the shared clock."""
+
+    def __init__(self, backend: str, url: str, small_url: str, now: datetime, profile: Profile):
+        from bench.wsgi_app import create_bench_app
+
+        self.backend = backend
+        self.url = url
+        self.small_url = small_url
+        self.now = now
+        self.profile = profile
+        self.app = create_bench_app({**APP_OVERRIDES, "DATABASE_URL": url})
+        self.small_app = create_bench_app({**APP_OVERRIDES, "DATABASE_URL": small_url})
+        self.engine: Engine = create_engine(url)
+        self.small_engine: Engine = create_engine(small_url)
+        self.population: dict[str, int] = {}
+
+    def close(self) -> None:
+        from service.db import db
+
+        for app in (self.app, self.small_app):
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        self.engine.dispose()
+        self.small_engine.dispose()
+
+
+def _t(name: str) -> Any:
+    from service.db import db
+
+    return db.metadata.tables[name]
+
+
+def _count(engine: Engine, table: str, *where: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(_t(table)).where(*where)) or 0)
+
+
+def _reinsert_floor(engine: Engine, table: str, where: Any) -> tuple[float, int]:
+    """Read the rows `where` selects, delete them, and time re-inserting them (executemany + commit)."""
+    t = _t(table)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(t).where(where)).mappings()]
+        ids = [r["id"] for r in rows]
+        for start in range(0, len(ids), 5000):
+            conn.execute(delete(t).where(t.c.id.in_(ids[start : start + 5000])))
+        conn.commit()
+        started = time.perf_counter()
+        if rows:
+            conn.execute(t.insert(), rows)
+        conn.commit()
+        return time.perf_counter() - started, len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+
+
+def measure_plan(b: Bench) -> list[Row]:
+    from service.db import db
+    from service.jobs import sweeps
+
+    what = "plan ahead 24 h for all clients"
+    now = b.now
+    with b.app.app_context():
+        seconds, created = timed(lambda: sweeps.plan_ahead(now))
+        db.session.remove()
+    ct = _t("checkins")
+    floor, n = _reinsert_floor(b.engine, "checkins", ct.c.created_at == now)
+    ratio = seconds / floor if floor else None
+    row = Row("plan_ahead", what, b.backend,
+              value=f"{created / seconds:,.0f} check-ins/s ({created:,} in {fmt_s(seconds)})",
+              floor=f"{n / floor:,.0f} rows/s ({fmt_s(floor)})", ratio=ratio,
+              goal="≤ 2× floor time",
+              note=f"{b.population.get('clients', 0):,} clients; the sweep also appends one event "
+                   "per check-in, the floor inserts check-ins only",
+              data={"seconds": seconds, "floor_seconds": floor, "created": created})  # fmt: skip
+    return [row.judge(ratio is not None and ratio <= 2)]
+
+
+class DueRows:
+    """1,000 recent check-ins turned back into closed-window prompts, restorable between runs."""
+
+    def __init__(self, engine: Engine, count: int, now: datetime) -> None:
+        self.engine, self.now = engine, now
+        ct = _t("checkins")
+        with engine.connect() as conn:
+            self.saved = [
+                tuple(r)
+                for r in conn.execute(
+                    select(ct.c.id, ct.c.status, ct.c.closes_at, ct.c.updated_at)
+                    .where(ct.c.status.in_(("confirmed", "declined", "missed")))
+                    .order_by(ct.c.event_at.desc())
+                    .limit(count)
+                )
+            ]
+            self.ids = [r[0] for r in self.saved]
+            self.event_mark = conn.scalar(select(func.max(_t("events").c.id))) or 0
+
+    def arm(self) -> None:
+        ct, ev, al, ms = _t("checkins"), _t("events"), _t("alerts"), _t("messages")
+        with self.engine.begin() as conn:
+            conn.execute(delete(ev).where(ev.c.id > self.event_mark))
+            conn.execute(delete(al).where(al.c.created_at == self.now))
+            conn.execute(delete(ms).where(ms.c.created_at == self.now, ms.c.purpose == "alert"))
+            conn.execute(
+                update(ct)
+                .where(ct.c.id.in_(self.ids))
+                .values(
+                    status="prompted", skip_reason=None, closes_at=self.now - timedelta(minutes=1)
+                )
+            )
+
+    def restore(self) -> None:
+        self.arm()
+        ct = _t("checkins")
+        with self.engine.begin() as conn:
+            for cid, status, closes_at, updated_at in self.saved:
+                conn.execute(
+                    update(ct).where(ct.c.id == cid)
+                    .values(status=status, closes_at=closes_at, updated_at=updated_at)
+                )  # fmt: skip
+
+
+def _drain(fn: Callable[[datetime], int], now: datetime, limit: int = 200) -> tuple[int, int]:
+    """Call a sweep until it finds nothing; return (items, calls)."""
+    total = calls = 0
+    while calls < limit:
+        n = fn(now)
+        calls += 1
+        total += n
+        if n == 0:
+            break
+    return total, calls
+
+
+def measure_misses(b: Bench) -> list[Row]:
+    from service.db import db
+    from service.jobs import sweeps
+
+    what = "detect misses (1,000 due)"
+    now = b.now + timedelta(seconds=1)
+    results: dict[str, dict[str, Any]] = {}
+    for label, app, engine in (("small", b.small_app, b.small_engine), ("big", b.app, b.engine)):
+        due = DueRows(engine, b.profile.misses_due, now)
+        times = []
+        closed = calls = 0
+        try:
+            for _ in range(b.profile.misses_reps):
+                due.arm()
+                with app.app_context():
+                    seconds, (closed, calls) = timed(
+                        lambda: _drain(sweeps.detect_misses_and_skips, now)  # noqa: B023
+                    )
+                    db.session.remove()
+                times.append(seconds)
+        finally:
+            due.restore()
+        results[label] = {"seconds": min(times), "all": times, "closed": closed, "calls": calls,
+                          "checkins": _count(engine, "checkins")}  # fmt: skip
+    small, big = results["small"], results["big"]
+    ratio = big["seconds"] / small["seconds"]
+    row = Row("detect_misses", what, b.backend,
+              value=f"{fmt_s(big['seconds'])} at {big['checkins']:,} check-ins",
+              floor=f"{fmt_s(small['seconds'])} at {small['checkins']:,} check-ins", ratio=ratio,
+              goal="ratio ≤ 1.5",
+              note=f"{big['closed']:,} closed in {big['calls']} sweep calls (BATCH=500); "
+                   f"best of {b.profile.misses_reps}",
+              data=results)  # fmt: skip
+    return [row.judge(ratio <= 1.5)]
+
+
+def _busy_rows(b: Bench, now: datetime) -> list[dict[str, Any]]:
+    """Synthesize `busy_due` check-ins due this minute: 1/5 reminders, the rest prompts."""
+    from service.db import new_id
+    from service.quiet_hours import QuietHours, is_quiet
+    from service.schedule import get_zone, resolve_local
+
+    cl, mp, cm = _t("clients"), _t("meeting_plans"), _t("commitments")
+    with b.engine.connect() as conn:
+        clients = {
+            r.id: r
+            for r in conn.execute(select(cl.c.id, cl.c.timezone, cl.c.quiet_start, cl.c.quiet_end))
+            if not is_quiet(now, r.timezone, QuietHours.from_strings(r.quiet_start, r.quiet_end))
+        }
+        plans = [r for r in conn.execute(select(mp)) if r.client_id in clients]
+        commitments = [
+            r for r in conn.execute(select(cm).where(cm.c.kind != "meeting_quota"))
+            if r.client_id in clients
+        ]  # fmt: skip
+    want_reminders = b.profile.busy_due // 5
+    want_prompts = b.profile.busy_due - want_reminders
+    if not plans and not commitments:
+        raise RuntimeError("no awake clients at this instant")
+    out: list[dict[str, Any]] = []
+
+    def add(src: Any, source_type: str, k: int, reminder: bool) -> None:
+        zone = clients[src.client_id].timezone
+        local_day = now.astimezone(get_zone(zone)).date() + timedelta(days=70 + 7 * k)
+        occurrence = datetime(local_day.year, local_day.month, local_day.day, 12, 0)
+        event_at = resolve_local(occurrence, get_zone(zone))
+        if source_type == "meeting_plan":
+            window = timedelta(hours=src.confirm_window_hours)
+            verifier = src.verifier_contact_id
+        else:
+            window = timedelta(minutes=src.grace_minutes)
+            verifier = None
+        due = now + timedelta(hours=2) if reminder else now - timedelta(seconds=20)
+        out.append({
+            "id": new_id("ci"), "practice_id": src.practice_id, "client_id": src.client_id,
+            "source_type": source_type, "source_id": src.id, "occurrence": occurrence,
+            "event_at": event_at, "due_at": due, "closes_at": due + window,
+            "reminder_at": now - timedelta(seconds=20) if reminder else None,
+            "verifier_contact_id": verifier, "status": "scheduled",
+            "created_at": now - timedelta(days=1), "updated_at": now - timedelta(days=1),
+        })  # fmt: skip
+
+    for i in range(want_reminders):
+        add(plans[i % len(plans)], "meeting_plan", i // len(plans), True)
+    sources = [("commitment", c) for c in commitments] + [("meeting_plan", p) for p in plans]
+    for i in range(want_prompts):
+        source_type, src = sources[i % len(sources)]
+        add(src, source_type, 10 + i // len(sources), False)
+    return out
+
+
+def measure_busy_minute(b: Bench) -> list[Row]:
+    from service.db import db
+    from service.jobs import sweeps
+
+    what = f"prompt + reminder sweep, one busy minute ({b.profile.busy_due:,} due)"
+    now = b.now + timedelta(seconds=2)
+    rows = _busy_rows(b, now)
+    with b.engine.begin() as conn:
+        conn.execute(_t("checkins").insert(), rows)
+    with b.app.app_context():
+        seconds, (queued, calls) = timed(lambda: _drain(sweeps.send_reminders_and_prompts, now))
+        db.session.remove()
+    ms = _t("messages")
+    outbox = _count(
+        b.engine, "messages", ms.c.created_at == now, ms.c.purpose.in_(("reminder", "prompt"))
+    )
+    floor, n = _reinsert_floor(
+        b.engine, "messages", (ms.c.created_at == now) & ms.c.purpose.in_(("reminder", "prompt"))
+    )
+    ratio = seconds / floor if floor else None
+    awake = len({r["client_id"] for r in rows})
+    row = Row("busy_minute", what, b.backend, value=f"{fmt_s(seconds)} ({outbox:,} texts queued)",
+              floor=f"{fmt_s(floor)} ({n:,} outbox rows)", ratio=ratio, goal="≤ 3× floor time",
+              note=f"{calls} sweep calls (BATCH=500 per kind per call; scheduled every 60 s); "
+                   f"{awake:,} awake clients",
+              data={"seconds": seconds, "floor_seconds": floor, "queued": queued,
+                    "outbox": outbox, "calls": calls})  # fmt: skip
+    return [row.judge(ratio is not None and ratio <= 3)]
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP: gunicorn on 127.0.0.1
+
+
+@contextmanager
+def gunicorn(url: str, prerendered: Path, workers: int = 2) -> Iterator[str]:
+    """Serve the bench app with gunicorn on a free loopback port; yield its base URL."""
+    port = free_port()
+    env = {**os.environ,
+           "BENCH_APP_OVERRIDES": json.dumps({**APP_OVERRIDES, "DATABASE_URL": url}),
+           "BENCH_PRERENDERED_FEED": str(prerendered)}  # fmt: skip
+    logfile = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+         f"127.0.0.1:{port}", "--log-level", "warning", "bench.wsgi_app:app"],
+        cwd=REPO, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/bench/constant", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"gunicorn did not start: {Path(logfile.name).read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logfile.close()
+        os.unlink(logfile.name)
+
+
+def _feed_client(b: Bench, now: datetime) -> tuple[str, int]:
+    """Give one client 10 series and about 100 exceptions; return (feed token, series)."""
+    from service import feeds
+    from service.db import db, new_id
+    from service.models import CheckIn, Client, Commitment, MeetingPlan
+
+    with b.app.app_context():
+        client = db.session.scalars(select(Client).order_by(Client.id).limit(1)).one()
+        plans = list(
+            db.session.scalars(select(MeetingPlan).where(MeetingPlan.client_id == client.id))
+        )
+        meetings = [p.meeting for p in plans]
+        cal = Calendar(now)
+        created = now - timedelta(days=90)
+        extra_meetings = [m for m in db.session.scalars(
+            select(MeetingPlan.meeting_id).distinct().limit(20)) if m not in {x.id for x in meetings}]  # fmt: skip
+        for meeting_id in extra_meetings[:2]:
+            db.session.add(MeetingPlan(id=new_id("mp"), practice_id=client.practice_id,
+                                       client_id=client.id, meeting_id=meeting_id,
+                                       starts_on=created.date(), planned_until=now,
+                                       created_at=created, updated_at=created))  # fmt: skip
+        for k, hhmm in enumerate(("07:30", "12:30", "18:00")):
+            db.session.add(Commitment(id=new_id("cm"), practice_id=client.practice_id,
+                                      client_id=client.id, kind="practice", title=f"Practice {k}",
+                                      rrule="FREQ=DAILY", time=hhmm, starts_on=created.date(),
+                                      planned_until=now, created_at=created, updated_at=created))  # fmt: skip
+        db.session.flush()
+        series = [
+            *db.session.scalars(select(MeetingPlan).where(MeetingPlan.client_id == client.id)),
+            *db.session.scalars(select(Commitment).where(Commitment.client_id == client.id,
+                                                         Commitment.kind != "meeting_quota")),
+        ]  # fmt: skip
+        for src in series:
+            source_type = "meeting_plan" if isinstance(src, MeetingPlan) else "commitment"
+            existing = {
+                c.occurrence: c for c in db.session.scalars(
+                    select(CheckIn).where(CheckIn.source_type == source_type, CheckIn.source_id == src.id))
+            }  # fmt: skip
+            for c in existing.values():
+                if c.status in ("skipped", "excused", "cancelled"):
+                    c.status = "confirmed"
+            if isinstance(src, MeetingPlan):
+                m = src.meeting
+                occs = cal.occurrences(m.timezone, (m.day - 1) % 7, m.time)
+            else:
+                occs = cal.occurrences(client.timezone, None, src.time)
+            for local, at in list(occs)[-10:]:
+                row = existing.get(local)
+                if row is None:
+                    row = CheckIn(id=new_id("ci"), practice_id=client.practice_id,
+                                  client_id=client.id, source_type=source_type, source_id=src.id,
+                                  occurrence=local, event_at=at, due_at=at, closes_at=at,
+                                  created_at=at, updated_at=at)  # fmt: skip
+                    db.session.add(row)
+                row.status = "excused"
+                row.updated_at = now
+        url = feeds.rotate_client_feed(client, now=now)
+        db.session.commit()
+        return url.rsplit("/", 1)[1].removesuffix(".ics"), len(series)
+
+
+def measure_http(b: Bench, tmp: Path) -> list[Row]:
+    """Feed render latency, feed polls with ETag, and the inbound webhook, under gunicorn."""
+    rows: list[Row] = []
+    token, series = _feed_client(b, b.now)
+    prerendered = tmp / f"prerendered-{b.backend}.ics"
+    prerendered.write_bytes(b"")
+    p = b.profile
+    with gunicorn(b.url, prerendered) as base:
+        feed_url = f"{base}/feeds/{token}.ics"
+        first = requests.get(feed_url, timeout=30)
+        first.raise_for_status()
+        prerendered.write_bytes(first.content)
+        etag = first.headers["ETag"]
+        exdates = sum(
+            line.count(",") + 1 for line in first.text.splitlines() if line.startswith("EXDATE")
+        )
+        # Warm both routes in both workers, then alternate so load drifts hit both alike.
+        loadgen.sequential_latencies(feed_url, 10)
+        loadgen.sequential_latencies(f"{base}/bench/prerendered.ics", 10)
+        feed_ms: list[float] = []
+        file_ms: list[float] = []
+        for _ in range(max(1, p.feed_requests // 50)):
+            feed_ms += loadgen.sequential_latencies(feed_url, 50)
+            file_ms += loadgen.sequential_latencies(f"{base}/bench/prerendered.ics", 50)
+        p50, p99 = percentile(feed_ms, 50), percentile(feed_ms, 99)
+        f50, f99 = percentile(file_ms, 50), percentile(file_ms, 99)
+        rows.append(Row("feed_render", f"feed render ({series} series, {exdates} exceptions)",
+                        b.backend, value=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                        floor=f"p50 {f50:.1f} ms, p99 {f99:.1f} ms", ratio=p50 / f50,
+                        goal="p50 ≤ 5 ms",
+                        note=f"{len(feed_ms)} sequential GETs, {len(first.content):,} bytes, gunicorn",
+                        data={"p50": p50, "p99": p99, "floor_p50": f50, "floor_p99": f99,
+                              "bytes": len(first.content)}).judge(p50 <= 5))  # fmt: skip
+
+        constant = loadgen.load(f"{base}/bench/constant", seconds=p.http_seconds,
+                                connections=p.http_connections)  # fmt: skip
+        polls = loadgen.load(feed_url, seconds=p.http_seconds, connections=p.http_connections,
+                             headers={"If-None-Match": etag})  # fmt: skip
+        ratio = polls.rps / constant.rps if constant.rps else None
+        rows.append(Row("feed_poll", "feed poll with ETag (304)", b.backend, value=polls.label(),
+                        floor=constant.label(), ratio=ratio, goal="≥ 70% of floor rate",
+                        note=f"{polls.requests:,} requests, {polls.errors} errors; "
+                             f"{p.http_connections} connections, gunicorn --workers 2",
+                        data={"polls": vars(polls), "constant": vars(constant)})
+                    .judge(ratio is not None and ratio >= 0.7 and polls.errors == 0))  # fmt: skip
+        rows += measure_webhook(b, base, constant)
+    return rows
+
+
+def measure_webhook(b: Bench, base: str, constant: loadgen.LoadResult) -> list[Row]:
+    what = "inbound webhook with signature check"
+    webhook = available("service.api.twilio", "bp") or available("service.api.twilio_inbound", "bp")
+    probe = requests.post(f"{base}/twilio/inbound", data={}, timeout=10)
+    if webhook is None and probe.status_code == 404:
+        return [not_available("webhook", what, b.backend, "POST /twilio/inbound")]
+    from twilio.request_validator import RequestValidator
+
+    from bench.common import PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
+
+    validator = RequestValidator(TWILIO_AUTH_TOKEN)
+    cl, pr = _t("clients"), _t("practices")
+    with b.engine.connect() as conn:
+        phones = [r[0] for r in conn.execute(select(cl.c.phone).order_by(cl.c.id).limit(2000))]
+        to = conn.scalar(select(pr.c.sms_from_number).limit(1))
+    reqs = []
+    for i in range(2000):
+        params = {"MessageSid": f"SMbench{i:026d}", "AccountSid": TWILIO_ACCOUNT_SID,
+                  "From": phones[i % len(phones)], "To": to, "Body": ("YES", "NO", "Y", "yes")[i % 4],
+                  "NumMedia": "0"}  # fmt: skip
+        signature = validator.compute_signature(f"{PUBLIC_BASE_URL}/twilio/inbound", params)
+        body = "&".join(f"{k}={requests.utils.quote(v, safe='')}" for k, v in params.items())
+        reqs.append(("POST", "/twilio/inbound",
+                     {"Content-Type": "application/x-www-form-urlencoded",
+                      "X-Twilio-Signature": signature}, body))  # fmt: skip
+    p = b.profile
+    result = loadgen.load(f"{base}/twilio/inbound", seconds=p.http_seconds,
+                          connections=p.http_connections, requests_=reqs, max_requests=len(reqs))  # fmt: skip
+    floor = loadgen.load(f"{base}/bench/constant", seconds=p.http_seconds,
+                         connections=p.http_connections,
+                         requests_=[("POST", "/bench/constant", h, body) for _, _, h, body in reqs[:50]])  # fmt: skip
+    ratio = result.rps / floor.rps if floor.rps else None
+    return [Row("webhook", what, b.backend, value=result.label(), floor=floor.label(), ratio=ratio,
+                goal="≥ 50% of floor rate",
+                note=f"{result.requests:,} signed requests from {len(phones):,} numbers, "
+                     f"{result.errors} errors",
+                data={"webhook": vars(result), "constant_post": vars(floor)})
+            .judge(ratio is not None and ratio >= 0.5 and result.errors == 0)]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch, import, scheduler
+
+
+def measure_dispatch(b: Bench) -> list[Row]:
+    what = "dispatch to fake Twilio (real twilio library)"
+    dispatch_outbox = available("service.notifications.dispatch", "dispatch_outbox")
+    if dispatch_outbox is None or not (REPO / "tests" / "fake_twilio.py").exists():
+        return [not_available("dispatch", what, b.backend, "service/notifications/dispatch.py")]
+    from bench import dispatch_bench
+
+    return dispatch_bench.measure(b, dispatch_outbox)
+
+
+def measure_import(b: Bench, tmp: Path) -> list[Row]:
+    what = f"import a {b.profile.import_meetings:,}-meeting TSML feed"
+    make_feed = available("bench.make_tsml_feed", "make_feed")
+    importer = available("service.meeting_import.sources", "import_source")
+    if make_feed is None or importer is None:
+        return [
+            not_available("import", what, b.backend, "bench/make_tsml_feed.py or import_source")
+        ]
+    feed = tmp / f"tsml-{b.profile.import_meetings}.json"
+    if not feed.exists():
+        feed.write_text(json.dumps(make_feed(b.profile.import_meetings)))
+    with b.engine.connect() as conn:
+        practice = conn.scalar(select(_t("practices").c.id).order_by(_t("practices").c.id).limit(1))
+
+    def probe(*args: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "bench.import_probe", "--feed", str(feed), *args],
+                             cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-1500:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    floor = probe("--mode", "json")
+    result = probe("--mode", "import", "--db", b.url, "--practice", practice)
+    ratio = result["seconds"] / floor["seconds"]
+    growth_mb, floor_mb = result["growth_kib"] / 1024, floor["growth_kib"] / 1024
+    bounded = growth_mb <= max(5 * floor_mb, 64)
+    return [Row("import", what, b.backend,
+                value=f"{fmt_s(result['seconds'])}, peak +{growth_mb:.0f} MB RSS",
+                floor=f"{fmt_s(floor['seconds'])}, peak +{floor_mb:.0f} MB RSS", ratio=ratio,
+                goal="≤ 10× floor time; memory ≤ 5× json.loads's",
+                note=f"{feed.stat().st_size / 1e6:.1f} MB file; fresh process each",
+                data={"import": result, "json": floor})
+            .judge(ratio <= 10 and bounded)]  # fmt: skip
+
+
+SWEEP_NAMES = ("plan_ahead", "send_reminders_and_prompts", "dispatch", "detect_misses_and_skips",
+               "evaluate_quotas", "escalate_and_notify", "deliver_webhooks", "send_digests",
+               "refresh_meeting_feeds", "purge_retention")  # fmt: skip
+
+
+def measure_scheduler(b: Bench) -> list[Row]:
+    what = f"scheduler process at {b.population.get('clients', 0):,} clients"
+    env = {**os.environ, **{k: str(v) for k, v in APP_OVERRIDES.items()},
+           "DATABASE_URL": b.url, "LOG_LEVEL": "INFO", "PLAN_HORIZON_HOURS": "36"}  # fmt: skip
+    logfile = tempfile.NamedTemporaryFile(prefix="bench-scheduler-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run"],
+                            cwd=REPO, env=env, stdout=logfile, stderr=subprocess.STDOUT)  # fmt: skip
+    peak = 0
+    done: set[str] = set()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < b.profile.scheduler_seconds and proc.poll() is None:
+            peak = max(peak, rss_peak_kib(proc.pid) or 0)
+            text_ = Path(logfile.name).read_text(errors="replace")
+            done = {
+                n for n in SWEEP_NAMES if f"sweep {n}:" in text_ or f"sweep {n} failed" in text_
+            }
+            if len(done) == len(SWEEP_NAMES):
+                break
+            time.sleep(0.5)
+        peak = max(peak, rss_peak_kib(proc.pid) or 0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_text = Path(logfile.name).read_text(errors="replace")
+        logfile.close()
+        os.unlink(logfile.name)
+    failed = [n for n in SWEEP_NAMES if f"sweep {n} failed" in log_text]
+    elapsed = time.monotonic() - started
+    mb = peak / 1024
+    note = (f"first round of every sweep: {len(done)}/{len(SWEEP_NAMES)} finished in "
+            f"{elapsed:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    if b.profile.name != "full":
+        note += "; quick profile: measured at this size, not at 100,000 clients"
+    row = Row("scheduler_rss", what, b.backend, value=f"peak RSS {mb:.0f} MB", goal="≤ 300 MB",
+              note=note, data={"peak_kib": peak, "sweeps_done": sorted(done), "failed": failed})  # fmt: skip
+    return [row.judge(mb <= 300 if b.profile.name == "full" else None)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def run_backend(backend: str, profile: Profile, stack: ExitStack, tmp: Path) -> list[Row]:
+    if backend == "postgresql":
+        url = stack.enter_context(private_postgres("steadfast_bench"))
+        small_url = stack.enter_context(private_postgres("steadfast_bench_small"))
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        small_url = f"sqlite:///{tmp / 'bench-small.db'}"
+    now = bench_now()
+    log(f"{backend}: generating {profile.clients:,} clients (+{profile.small_clients} small)")
+    report = generate(url, profile.clients, now=now)
+    small_report = generate(small_url, profile.small_clients, now=now, seed=2)
+    gen = Row("generate", f"generate {profile.clients:,} clients", backend,
+              value=f"{sum(report.rows.values()):,} rows in {fmt_s(report.total_seconds)} "
+                    f"({sum(report.rows.values()) / report.total_seconds:,.0f} rows/s)",
+              note=f"{report.rows['checkins']:,} check-ins, {report.rows['messages']:,} messages",
+              data={"rows": dict(report.rows), "seconds": dict(report.seconds),
+                    "index_seconds": report.index_seconds, "total_seconds": report.total_seconds,
+                    "small_rows": dict(small_report.rows)}).judge(None)  # fmt: skip
+    b = Bench(backend, url, small_url, now, profile)
+    b.population = dict(report.rows)
+    rows = [gen]
+    try:
+        rows += guarded("detect_misses", "detect misses", backend, lambda: measure_misses(b))
+        rows += guarded("plan_ahead", "plan ahead", backend, lambda: measure_plan(b))
+        rows += guarded("busy_minute", "busy minute", backend, lambda: measure_busy_minute(b))
+        rows += guarded("dispatch", "dispatch", backend, lambda: measure_dispatch(b))
+        rows += guarded("http", "feeds and webhook under gunicorn", backend,
+                        lambda: measure_http(b, tmp))  # fmt: skip
+        rows += guarded("import", "TSML import", backend, lambda: measure_import(b, tmp))
+        rows += guarded("scheduler_rss", "scheduler RSS", backend, lambda: measure_scheduler(b))
+    finally:
+        b.close()
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    """Render rows as a Markdown table."""
+    out = ["| what | backend | measured | floor (same run) | ratio | goal | result | note |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
+        out.append(f"| {r.what} | {r.backend} | {r.value} | {r.floor} | {ratio} | {r.goal} | "
+                   f"{r.status} | {r.note} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; Python {m['python']}, "
+            f"SQLite {m['sqlite']}, PostgreSQL {m['postgresql'] or 'not reachable'}; "
+            f"{m['date']}; load average at start {m['load_average_at_start']}")  # fmt: skip
+
+
+def write_docs_block(profile: str, text_: str) -> None:
+    """Replace the generated block of docs/benchmarks.md for this profile."""
+    begin, end = f"<!-- bench:{profile}:begin -->", f"<!-- bench:{profile}:end -->"
+    if not DOCS.exists():
+        return
+    doc = DOCS.read_text()
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        DOCS.write_text(f"{head}{begin}\n{text_}\n{end}{tail}")
+
+
+def check_disk(tmp: Path) -> None:
+    free = shutil.disk_usage(tmp).free / 1e9
+    if free < FULL_MIN_FREE_GB:
+        raise SystemExit(
+            f"bench-full needs at least {FULL_MIN_FREE_GB} GB free (PostgreSQL and SQLite copies "
+            f"of 100,000 clients); {tmp} has {free:.1f} GB. Free some space and retry."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--backend", choices=("all", "sqlite", "postgresql"), default="all")
+    parser.add_argument("--clients", type=int, default=None, help="override the profile's size")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    if args.clients:
+        profile = Profile(**{**vars(profile), "clients": args.clients})
+    started = time.monotonic()
+    machine = machine_info()
+    backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="steadfast-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if profile.name == "full":
+            check_disk(tmp)
+        for backend in backends:
+            if backend == "postgresql" and not pg_reachable():
+                rows.append(Row("all", "PostgreSQL benchmarks", backend, status="skipped",
+                                note="nothing listens on 127.0.0.1:5432"))  # fmt: skip
+                continue
+            with ExitStack() as stack:
+                rows += run_backend(backend, profile, stack, tmp)
+    elapsed = time.monotonic() - started
+    md = table(rows)
+    print(
+        f"\nSteadfast benchmarks, {profile.name} profile, {elapsed:.0f} s\n{machine_line(machine)}\n"
+    )
+    print(md)
+    RESULTS.write_text(json.dumps({"profile": profile.name, "profile_settings": vars(profile),
+                                   "machine": machine, "elapsed_seconds": round(elapsed, 1),
+                                   "rows": [r.as_dict() for r in rows]}, indent=2, default=str) + "\n")  # fmt: skip
+    if args.write_docs:
+        write_docs_block(profile.name, f"{machine_line(machine)}; {elapsed:.0f} s in all\n\n{md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
