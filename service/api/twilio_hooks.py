@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from service.api.common import now, settings
+from service.api.common import settings
 from service.api.problems import ApiError
-from service.db import db
+from service.db import db, utcnow
 from service.notifications.inbound import handle_inbound
 from service.notifications.status import apply_status
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
+
+
+def _now() -> datetime:
+    """Return the app clock's instant (tests pin it), read afresh for each webhook."""
+    return current_app.extensions.get("clock", utcnow)()
 
 
 def signed_url() -> str:
@@ -61,7 +67,7 @@ def inbound() -> Any:
             from_number=form.get("From", ""),
             to_number=form.get("To"),
             body=form.get("Body", ""),
-            now=now(),
+            now=_now(),
             message_sid=form.get("MessageSid") or form.get("SmsSid") or None,
             settings=settings(),
         )
@@ -84,7 +90,7 @@ def status() -> Any:
             sid=sid,
             provider_status=form.get("MessageStatus") or form.get("SmsStatus") or "",
             error_code=int(raw_code) if raw_code.isdigit() else None,
-            now=now(),
+            now=_now(),
         )
         db.session.commit()
     except Exception:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import phonenumbers
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -177,7 +178,7 @@ def _crisis(sender: _Sender, inbound: Message, now: datetime, settings: Any) -> 
         sender.actions.append("crisis_alert")
     client = sender.client
     practice = db.session.get(Practice, client.practice_id) if client is not None else None
-    region = region_of(sender.phone) or settings.DEFAULT_PHONE_REGION
+    region = _region(sender.phone) or settings.DEFAULT_PHONE_REGION
     text = render(
         "crisis_reply",
         client.language if client is not None else "en",
@@ -226,6 +227,19 @@ def _primary(clients: list[Client], to_number: str | None) -> Client | None:
         return (client.status == "discharged", not ours)
 
     return sorted(clients, key=rank)[0]
+
+
+def _region(phone: str) -> str | None:
+    """Return the number's region, or its country code's main region for unassigned ranges."""
+    region = region_of(phone)
+    if region and region != "ZZ":
+        return region
+    try:
+        code = phonenumbers.parse(phone, None).country_code
+    except phonenumbers.NumberParseException:
+        return None
+    main = phonenumbers.region_code_for_country_code(code)
+    return main if main != "ZZ" else None
 
 
 def _e164(number: str, region: str) -> str:
