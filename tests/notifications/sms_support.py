@@ -135,8 +135,8 @@ class _ClockDatetime(datetime):
         return value.astimezone(tz) if tz is not None else value
 
 
-@pytest.fixture
-def fake_server(clock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
+@pytest.fixture(name="fake_server")
+def fake_server_fixture(clock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
     """Run a fake Twilio (our account sid and token) that dates messages by the test clock."""
     monkeypatch.setattr(_ClockDatetime, "clock", clock)
     monkeypatch.setattr(fake_twilio_module, "datetime", _ClockDatetime)

@@ -24,7 +24,7 @@ from tests.notifications.sms_support import (
     T0,
     TOKEN,
     created_by_server,
-    fake_server,  # noqa: F401 - fixture
+    fake_server_fixture,  # noqa: F401 - the fake_server fixture
     later,
     queue,
     twilio_overrides,
