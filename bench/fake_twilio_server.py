@@ -1,0 +1,25 @@
+"""Serve tests/fake_twilio.py in its own process (so it never competes for the dispatcher's GIL)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tests.fake_twilio import FakeTwilio
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--account-sid", required=True)
+    parser.add_argument("--auth-token", required=True)
+    args = parser.parse_args(argv)
+    fake = FakeTwilio(account_sid=args.account_sid, auth_token=args.auth_token).start()
+    print(fake.base_url, flush=True)
+    # Serve until the parent closes our stdin (or kills us).
+    sys.stdin.read()
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
