@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 
 from bench.common import APP_OVERRIDES, pg_reachable, postgres_version, private_postgres
 from bench.generate import generate
@@ -26,6 +26,7 @@ from service import create_app
 from service.alert_texts import therapists_with_new_alerts_stmt, unacknowledged_crises_stmt
 from service.checkins import prompts_to_phone_stmt
 from service.db import db
+from service.digests import closed_counts_stmt
 from service.events import events_page_stmt
 from service.misses import closing_stmt, unasked_stmt
 from service.models import (
@@ -99,12 +100,6 @@ def queries(now: datetime) -> list[tuple[str, str, Any]]:
     therapist = db.session.scalar(select(Client.therapist_id).limit(1))
     phone = db.session.scalar(select(Client.phone).limit(1))
     events_page = events_page_stmt(practice, (1000, 1000), 100)
-    closed_count = (
-        select(func.count(CheckIn.id))
-        .join(Client, Client.id == CheckIn.client_id)
-        .where(Client.therapist_id == therapist, CheckIn.status == "missed",
-               CheckIn.updated_at >= now - timedelta(days=1), CheckIn.updated_at <= now)
-    )  # fmt: skip
     return [
         ("plan_ahead", "meeting plans whose watermark lags", due_sources_stmt(MeetingPlan, now + horizon)),
         ("plan_ahead", "commitments whose watermark lags", due_sources_stmt(Commitment, now + horizon)),
@@ -120,7 +115,7 @@ def queries(now: datetime) -> list[tuple[str, str, Any]]:
         ("deliver_webhooks", "live endpoints", live_endpoints_stmt()),
         ("deliver_webhooks", "an endpoint's due deliveries", due_deliveries_stmt("wh_bench", now)),
         ("deliver_webhooks", "the practice's next safe events (fan-out)", events_page),
-        ("send_digests", "one therapist's misses in the last day", closed_count),
+        ("send_digests", "one therapist's last day, counted", closed_counts_stmt(therapist, now)),
         ("purge_retention", "message bodies past retention", expired_bodies_stmt(now - timedelta(days=90))),
     ]  # fmt: skip
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 
 from service.alerts import dashboard_link
 from service.db import db
@@ -20,6 +20,7 @@ from service.staff_time import DIGEST_FROM, STAFF_QUIET_HOURS, therapist_zone
 logger = logging.getLogger(__name__)
 
 _DAY = timedelta(hours=24)
+_LONGEST_WINDOW = timedelta(hours=72)  # confirm_window_hours is at most 72
 
 
 @dataclass(frozen=True)
@@ -36,32 +37,39 @@ class DigestCounts:
         return not (self.open_alerts or self.confirmed or self.missed or self.skipped)
 
 
+def closed_counts_stmt(therapist_id: str, now: datetime) -> Select[tuple[str, int]]:
+    """Count the therapist's check-ins confirmed, missed or skipped in the last 24 hours."""
+    # Everything that closed in the last day was due within the last day plus the longest
+    # window (72 h): the due_at bound lets (client_id, due_at) serve each client's range.
+    return (
+        select(CheckIn.status, func.count(CheckIn.id))
+        .join(Client, Client.id == CheckIn.client_id)
+        .where(
+            Client.therapist_id == therapist_id,
+            CheckIn.due_at >= now - _DAY - _LONGEST_WINDOW,
+            CheckIn.due_at <= now,
+            CheckIn.status.in_(("confirmed", "missed", "skipped")),
+            CheckIn.updated_at >= now - _DAY,
+            CheckIn.updated_at <= now,
+        )
+        .group_by(CheckIn.status)
+    )
+
+
 def digest_counts(therapist_id: str, now: datetime) -> DigestCounts:
     """Count open alerts and the last 24 hours' confirmations, misses and skips."""
-    since = now - _DAY
-
-    def closed(status: str) -> int:
-        return int(
-            db.session.scalar(
-                select(func.count(CheckIn.id))
-                .join(Client, Client.id == CheckIn.client_id)
-                .where(
-                    Client.therapist_id == therapist_id,
-                    CheckIn.status == status,
-                    CheckIn.updated_at >= since,
-                    CheckIn.updated_at <= now,
-                )
-            )
-            or 0
-        )
-
+    closed = {status: n for status, n in db.session.execute(closed_counts_stmt(therapist_id, now))}
     open_alerts = db.session.scalar(
         select(func.count(Alert.id)).where(
             Alert.therapist_id == therapist_id, Alert.status == "open"
         )
     )
-    return DigestCounts(int(open_alerts or 0), closed("confirmed"), closed("missed"),
-                        closed("skipped"))  # fmt: skip
+    return DigestCounts(
+        int(open_alerts or 0),
+        closed.get("confirmed", 0),
+        closed.get("missed", 0),
+        closed.get("skipped", 0),
+    )
 
 
 def send_digests(now: datetime) -> int:
