@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.meeting_import.bmlt import parse_bmlt
 from service.meeting_import.csvfeed import parse_csv
 from service.meeting_import.detect import decode_body, parse_feed
+from service.meeting_import.mapping import ImportFailed
 from service.meeting_import.records import (
     ATTENDANCE_OPTIONS,
     FeedError,
@@ -19,7 +20,7 @@ from service.meeting_import.sources import (
     import_source,
     refresh_due_feeds,
 )
-from service.meeting_import.store import ImportFailed, ImportReport, import_records
+from service.meeting_import.store import ImportReport, import_records
 from service.meeting_import.tsml import parse_tsml
 from service.meeting_import.types import labels_for, normalize_fellowship
 

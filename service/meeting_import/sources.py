@@ -23,18 +23,20 @@ from service.fetch import FetchError, fetch_url
 from service.meeting_import.bmlt import parse_bmlt
 from service.meeting_import.csvfeed import parse_csv
 from service.meeting_import.detect import _looks_like_bmlt, parse_feed
-from service.meeting_import.records import FeedError, ParseResult
-from service.meeting_import.store import (
+from service.meeting_import.mapping import (
     ImportFailed,
-    ImportReport,
-    Progress,
     check_feed_key,
     check_timezone,
+    resolve_fellowship,
+)
+from service.meeting_import.records import FeedError, ParseResult
+from service.meeting_import.store import (
+    ImportReport,
+    Progress,
     find_feed,
     import_records,
     practice_id_of,
     refresh_interval,
-    resolve_fellowship,
 )
 from service.meeting_import.tsml import parse_tsml
 from service.models import MeetingFeed, Practice
