@@ -41,7 +41,8 @@ def post_signed(
 ) -> Any:
     """POST form params to path, signed for signed_url (default: the public URL of path)."""
     signature = sign(signed_url or PUBLIC + path, params, token)
-    return client.post(path, data=params, headers={"X-Twilio-Signature": signature}, **kwargs)
+    headers = {**kwargs.pop("headers", {}), "X-Twilio-Signature": signature}
+    return client.post(path, data=params, headers=headers, **kwargs)
 
 
 def inbound_params(from_: str, body: str, sid: str | None = None) -> dict[str, str]:
