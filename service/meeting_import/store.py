@@ -4,8 +4,9 @@ Policies (DESIGN):
 - Identity is (feed, slug). A record whose stored content hash matches is left untouched.
 - A meeting the feed no longer lists (or lists as BMLT-unpublished) becomes `active=false`;
   its `attendance` keeps the feed's last word on *how* one attends, so `active` alone says
-  "no longer listed" and a meeting that comes back needs no other repair. A row the feed
-  still lists but that was skipped this time (a typo'd day) is left as it was.
+  "no longer listed" and a meeting that comes back needs no other repair (it is re-activated
+  under its old id and counted as `updated`). A row the feed still lists but that was
+  skipped this time (a typo'd day) is left as it was.
 - Every live plan on a deactivated meeting raises one `meeting_inactive` alert (deduplicated
   per plan and deactivation) and is re-planned, which cancels its future check-ins.
 - A feed that yields no meetings at all while its meetings are live is refused: an empty
