@@ -1,0 +1,150 @@
+"""EXPLAIN ANALYZE every sweep's due-row query on PostgreSQL at ~1M check-ins; fail on a Seq Scan.
+
+    .venv/bin/python -m bench.explain [--clients 7400] [--write-docs]
+
+The sweeps' statements come from the service's own builders (via bench/explain_sweeps.py,
+which the engine engineer keeps); the per-row lookups the sweeps make after a claim, which
+have no builder yet, are rebuilt here from the service code. Each plan is checked for a
+sequential scan on checkins or messages, the two tables that grow without bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bench.common import APP_OVERRIDES, pg_reachable, postgres_version, private_postgres
+from bench.generate import generate
+
+GROWING = ("checkins", "messages")
+# ~136 check-ins per client (8 weeks): 7,400 clients is about a million.
+DEFAULT_CLIENTS = 7_400
+
+
+def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
+    """The lookups each claimed row costs (copied from the service code; no builders yet)."""
+    from service.db import db
+    from service.models import CheckIn, Message
+
+    row = db.session.scalars(select(CheckIn).where(CheckIn.status == "missed").limit(1)).one()
+    return [
+        ("dispatch", "claim the next queued text (copy of _claim_next)",
+         select(Message.id).where(Message.status == "queued", Message.direction == "outbound",
+                                  Message.send_after <= now)
+         .order_by(Message.send_after, Message.id).limit(1).with_for_update(skip_locked=True)),
+        ("detect_misses_and_skips", "a closing check-in's prompt (per row)",
+         select(Message).where(Message.checkin_id == row.id, Message.purpose == "prompt")
+         .order_by(Message.created_at.desc()).limit(1)),
+        ("detect_misses_and_skips", "a source's recent history for escalation (per row)",
+         select(CheckIn.status).where(CheckIn.source_type == row.source_type,
+                                      CheckIn.source_id == row.source_id,
+                                      CheckIn.event_at <= row.event_at)
+         .order_by(CheckIn.event_at.desc()).limit(200)),
+        ("inbound webhook", "texts from one number today (daily cap / dedupe)",
+         select(Message.id).where(Message.to_number == "+12022000001",
+                                  Message.created_at >= now - timedelta(days=1))),
+    ]  # fmt: skip
+
+
+def explain_analyze(stmt: Any) -> tuple[str, str]:
+    """Return (sql, plan) of EXPLAIN (ANALYZE, BUFFERS) run in a transaction rolled back."""
+    from service.db import db
+
+    compiled = stmt.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
+    sql = str(compiled)
+    with db.engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, compiled.params)
+        text_ = "\n".join(plan.scalars().all())
+        conn.rollback()  # FOR UPDATE claims take no lasting locks
+    return sql, text_
+
+
+def seq_scans(plan: str) -> list[str]:
+    """Return the growing tables the plan reads with a sequential scan."""
+    return sorted({t for t in re.findall(r"Seq Scan on (\w+)", plan) if t in GROWING})
+
+
+def _exec_ms(plan: str) -> float:
+    match = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    return float(match.group(1)) if match else float("nan")
+
+
+def _indexes(plan: str) -> str:
+    found = re.findall(
+        r"(?:Index|Index Only|Bitmap Index) Scan (?:Backward )?(?:using|on) (\w+)", plan
+    )
+    return ", ".join(sorted(set(found))) or "(none)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if not pg_reachable():
+        print("PostgreSQL is not reachable on 127.0.0.1:5432", file=sys.stderr)
+        return 2
+    from bench import explain_sweeps
+    from service import create_app
+    from service.db import db
+
+    now = explain_sweeps.NOW
+    results = []
+    with private_postgres("steadfast_explain") as url:
+        started = time.monotonic()
+        generate(url, args.clients, now=now)
+        app = create_app({**APP_OVERRIDES, "DATABASE_URL": url})
+        with app.app_context():
+            explain_sweeps._extra_rows(now, random.Random(7))
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+                counts = {
+                    t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in GROWING
+                }
+            built = time.monotonic() - started
+            for sweep, what, stmt in [*explain_sweeps.queries(now), *per_row_queries(now)]:
+                sql, plan = explain_analyze(stmt)
+                results.append((sweep, what, sql, plan))
+            db.session.remove()
+            db.engine.dispose()
+
+    bad = [(s, w, seq_scans(p)) for s, w, _, p in results if seq_scans(p)]
+    lines = [
+        f"PostgreSQL {postgres_version() or '?'}, {args.clients:,} clients: "
+        f"{counts['checkins']:,} check-ins, {counts['messages']:,} messages "
+        f"(built and ANALYZEd in {built:.0f} s). Full plans: `python -m bench.explain`; "
+        "the engine's own page: [query-plans.md](query-plans.md).",
+        "",
+        "| sweep | query | indexes used | seq scan on checkins/messages | execution |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for sweep, what, _sql, plan in results:
+        scans = ", ".join(seq_scans(plan)) or "none"
+        lines.append(f"| {sweep} | {what} | {_indexes(plan)} | {scans} | {_exec_ms(plan):.2f} ms |")
+    block = "\n".join(lines)
+    for sweep, what, sql, plan in results:
+        print(f"== {sweep}: {what}\n{sql.strip()}\n{plan}\n")
+    print(block)
+    if args.write_docs:
+        from bench.run import write_docs_block
+
+        write_docs_block("plans", block)
+    if bad:
+        for sweep, what, tables in bad:
+            print(f"SEQ SCAN on {', '.join(tables)}: {sweep}: {what}", file=sys.stderr)
+        return 1
+    print("no sequential scan on checkins or messages", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
