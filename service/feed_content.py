@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
@@ -14,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 
 from service.calendar import FeedEvent
 from service.db import db
-from service.models import Activity, Alert, CheckIn, Client, Commitment, MeetingPlan, Therapist
+from service.models import Activity, CheckIn, Client, Commitment, MeetingPlan
 from service.schedule import (
     get_zone,
     parse_local_time,
@@ -37,20 +39,13 @@ MILESTONE_YEARS_AHEAD = 3
 DISCREET_COMMITMENT = {"sponsor_call": "Call"}
 DISCREET_ACTIVITY = {"therapy_session": "Session", "activity": "Check-in"}
 _LOCAL_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6});?")
-_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-
-
-def initials(name: str) -> str:
-    """Return "C.S." for "Carol S.": the most a therapist's calendar shows of a client."""
-    letters = [word[0].upper() for word in re.findall(r"[^\W\d_]+", name or "")][:3]
-    return "".join(f"{letter}." for letter in letters) or "?"
 
 
 def _latest(*values: datetime | None) -> datetime:
     return max(v for v in values if v is not None)
 
 
-def _event(**fields: object) -> FeedEvent:
+def feed_event(**fields: object) -> FeedEvent:
     defaults: dict[str, object] = {
         "rrule": None, "exdates": (), "until": None, "created": None, "description": None,
         "location": None, "url": None, "alarm_minutes": None, "status": None,
@@ -119,55 +114,46 @@ def _bound(
     return re.sub(r"COUNT=[0-9]+;?", "", rule).rstrip(";"), until
 
 
-def _meeting_events(client: Client, plans: list[MeetingPlan], checkins: dict) -> list[FeedEvent]:
-    events = []
-    for plan in plans:
-        meeting = plan.meeting
-        if meeting.day is None or not meeting.time:
-            continue  # unscheduled: nothing to put on a calendar
-        wall = parse_local_time(meeting.time)
-        weekday = (meeting.day - 1) % 7  # TSML 0 = Sunday; Python 0 = Monday
-        first = plan.starts_on + timedelta(days=(weekday - plan.starts_on.weekday()) % 7)
-        mine = checkins.get(("meeting_plan", plan.id), {})
-        start, exdates = _recurrence(
-            weekly_rrule_for_day(meeting.day),
-            datetime.combine(first, wall),
-            mine,
-            _pause_of(client, plan.paused_until),
-        )
-        if start is None:
-            continue
-        length = MEETING_LENGTH
-        if meeting.end_time:
-            end = datetime.combine(first, parse_local_time(meeting.end_time))
-            length = (end - datetime.combine(first, wall)) % timedelta(days=1) or MEETING_LENGTH
-        until = _stop(client, None if meeting.active else meeting.updated_at)
-        if until is not None and until < resolve_local(start, get_zone(meeting.timezone)):
-            continue  # ended before it began; DTSTART alone would still show once
-        place = ", ".join(p for p in (meeting.location, meeting.address) if p)
-        shown = not client.discreet
-        events.append(
-            _event(
-                uid=f"{plan.id}@steadfast",
-                summary=meeting.name if shown else "Meeting",
-                start=start,
-                zone=meeting.timezone,
-                duration=length,
-                rrule=weekly_rrule_for_day(meeting.day),
-                exdates=exdates,
-                until=until,
-                sequence=(meeting.revision or 0) + (plan.revision or 0),
-                last_modified=_latest(
-                    plan.updated_at, meeting.updated_at, *(r.updated_at for r in mine.values())
-                ),
-                created=plan.created_at,
-                location=(place or None) if shown else None,
-                url=meeting.conference_url if shown else None,
-                description=meeting.conference_url if shown else None,
-                alarm_minutes=plan.remind_minutes_before or None,
-            )
-        )
-    return events
+def _meeting_event(client: Client, plan: MeetingPlan, checkins: dict) -> FeedEvent | None:
+    meeting = plan.meeting
+    if meeting.day is None or not meeting.time:
+        return None  # unscheduled: nothing to put on a calendar
+    zone = get_zone(meeting.timezone)
+    wall = parse_local_time(meeting.time)
+    weekday = (meeting.day - 1) % 7  # TSML 0 = Sunday; Python 0 = Monday
+    first = plan.starts_on + timedelta(days=(weekday - plan.starts_on.weekday()) % 7)
+    mine = checkins.get(("meeting_plan", plan.id), {})
+    rule = weekly_rrule_for_day(meeting.day)
+    pause = _pause_of(client, plan.paused_until)
+    start, exdates = _recurrence(rule, datetime.combine(first, wall), mine, pause)
+    until = _stop(client, None if meeting.active else meeting.updated_at)
+    if start is None or (until is not None and until < resolve_local(start, zone)):
+        return None  # ended before it began; DTSTART alone would still show once
+    length = MEETING_LENGTH
+    if meeting.end_time:
+        end = datetime.combine(first, parse_local_time(meeting.end_time))
+        length = (end - datetime.combine(first, wall)) % timedelta(days=1) or MEETING_LENGTH
+    place = ", ".join(p for p in (meeting.location, meeting.address) if p)
+    shown = not client.discreet
+    return feed_event(
+        uid=f"{plan.id}@steadfast",
+        summary=meeting.name if shown else "Meeting",
+        start=start,
+        zone=meeting.timezone,
+        duration=length,
+        rrule=rule,
+        exdates=exdates,
+        until=until,
+        sequence=(meeting.revision or 0) + (plan.revision or 0),
+        last_modified=_latest(
+            plan.updated_at, meeting.updated_at, *(r.updated_at for r in mine.values())
+        ),
+        created=plan.created_at,
+        location=(place or None) if shown else None,
+        url=meeting.conference_url if shown else None,
+        description=meeting.conference_url if shown else None,
+        alarm_minutes=plan.remind_minutes_before or None,
+    )
 
 
 def _stop(client: Client, *ends: datetime | None) -> datetime | None:
@@ -178,47 +164,34 @@ def _stop(client: Client, *ends: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
-def _commitment_events(client: Client, rows: list[Commitment], checkins: dict) -> list[FeedEvent]:
+def _commitment_event(client: Client, commitment: Commitment, checkins: dict) -> FeedEvent | None:
     zone = get_zone(client.timezone)
-    events = []
-    for commitment in rows:
-        ended = commitment.archived_at or (None if commitment.active else commitment.updated_at)
-        rule, rule_until = _split_until(validate_rrule(commitment.rrule), zone)
-        mine = checkins.get(("commitment", commitment.id), {})
-        first = datetime.combine(commitment.starts_on, parse_local_time(commitment.time))
-        start, exdates = _recurrence(
-            validate_rrule(commitment.rrule),
-            first,
-            mine,
-            _pause_of(client, commitment.paused_until),
-        )
-        if start is None:
-            continue
-        rule, until = _bound(rule, start, zone, _stop(client, ended, rule_until))
-        if until is not None and until < resolve_local(start, zone):
-            continue  # ended before it began; DTSTART alone would still show once
-        events.append(
-            _event(
-                uid=f"{commitment.id}@steadfast",
-                summary=commitment.title
-                if not client.discreet
-                else DISCREET_COMMITMENT.get(commitment.kind, "Check-in"),
-                start=start,
-                zone=client.timezone,
-                duration=COMMITMENT_LENGTH,
-                rrule=rule,
-                exdates=tuple(
-                    d for d in exdates if until is None or resolve_local(d, zone) <= until
-                ),
-                until=until,
-                sequence=commitment.revision or 0,
-                last_modified=_latest(
-                    commitment.updated_at, *(r.updated_at for r in mine.values())
-                ),
-                created=commitment.created_at,
-            )
-        )
-    return events
+    ended = commitment.archived_at or (None if commitment.active else commitment.updated_at)
+    local_rule = validate_rrule(commitment.rrule)
+    rule, rule_until = _split_until(local_rule, zone)
+    mine = checkins.get(("commitment", commitment.id), {})
+    first = datetime.combine(commitment.starts_on, parse_local_time(commitment.time))
+    pause = _pause_of(client, commitment.paused_until)
+    start, exdates = _recurrence(local_rule, first, mine, pause)
+    if start is None:
+        return None
+    rule, until = _bound(rule, start, zone, _stop(client, ended, rule_until))
+    if until is not None and until < resolve_local(start, zone):
+        return None  # ended before it began; DTSTART alone would still show once
+    discreet = DISCREET_COMMITMENT.get(commitment.kind, "Check-in")
+    return feed_event(
+        uid=f"{commitment.id}@steadfast",
+        summary=discreet if client.discreet else commitment.title,
+        start=start,
+        zone=client.timezone,
+        duration=COMMITMENT_LENGTH,
+        rrule=rule,
+        exdates=tuple(d for d in exdates if until is None or resolve_local(d, zone) <= until),
+        until=until,
+        sequence=commitment.revision or 0,
+        last_modified=_latest(commitment.updated_at, *(r.updated_at for r in mine.values())),
+        created=commitment.created_at,
+    )
 
 
 def _timed(starts_at: datetime, zone_name: str) -> tuple[datetime, str]:
@@ -230,9 +203,9 @@ def _timed(starts_at: datetime, zone_name: str) -> tuple[datetime, str]:
     return local, zone_name
 
 
-def _activity_event(activity: Activity, client: Client, summary: str, shown: bool) -> FeedEvent:
+def activity_event(activity: Activity, client: Client, summary: str, shown: bool) -> FeedEvent:
     start, zone = _timed(activity.starts_at, client.timezone)
-    return _event(
+    return feed_event(
         uid=f"{activity.id}@steadfast",
         summary=summary,
         start=start,
@@ -257,7 +230,7 @@ def _milestones(client: Client, *, now: datetime) -> list[FeedEvent]:
         marks.append((f"{years}y", f"{years} year{'s' if years > 1 else ''}", day))
         years += 1
     return [
-        _event(
+        feed_event(
             uid=f"{client.id}-milestone-{key}@steadfast",
             summary="Milestone" if client.discreet else label,
             start=day,
@@ -294,6 +267,15 @@ def _checkins_by_source(client: Client, window: tuple[datetime, datetime] | None
     return out
 
 
+def guarded(row_id: str, build: Callable[..., FeedEvent | None], *args: Any) -> FeedEvent | None:
+    """Build one row's event; a row the schedule cannot read is left out, never a 500."""
+    try:
+        return build(*args)
+    except ValueError as exc:  # ScheduleError (bad rule, time or zone) is a ValueError
+        logger.warning("feed: left out %s: %s", row_id, exc)
+        return None
+
+
 def client_feed_events(client: Client, *, now: datetime) -> list[FeedEvent]:
     """Build every event of a client's feed: meetings, commitments, activities, milestones."""
     plans = list(
@@ -316,55 +298,12 @@ def client_feed_events(client: Client, *, now: datetime) -> list[FeedEvent]:
     checkins = _checkins_by_source(client, pause_window(pauses))
     activities = db.session.scalars(select(Activity).where(Activity.client_id == client.id))
     shown = not client.discreet
-    return [
-        *_meeting_events(client, plans, checkins),
-        *_commitment_events(client, commitments, checkins),
-        *(
-            _activity_event(a, client, a.title if shown else DISCREET_ACTIVITY[a.kind], shown)
-            for a in activities
-        ),
-        *_milestones(client, now=now),
+    events = [guarded(plan.id, _meeting_event, client, plan, checkins) for plan in plans]
+    events += [guarded(row.id, _commitment_event, client, row, checkins) for row in commitments]
+    events += [
+        guarded(
+            a.id, activity_event, a, client, a.title if shown else DISCREET_ACTIVITY[a.kind], shown
+        )
+        for a in activities
     ]
-
-
-def therapist_clients(therapist: Therapist) -> list[Client]:
-    """Return the therapist's clients still in care (a discharge ends their calendar entries)."""
-    stmt = select(Client).where(Client.therapist_id == therapist.id, Client.status != "discharged")
-    return list(db.session.scalars(stmt.order_by(Client.id)))
-
-
-def therapist_feed_events(therapist: Therapist, *, now: datetime) -> list[FeedEvent]:
-    """Build a therapist's feed: their clients' sessions and open follow-ups, initials only."""
-    clients = {c.id: c for c in therapist_clients(therapist)}
-    if not clients:
-        return []
-    events = []
-    sessions = select(Activity).where(
-        Activity.client_id.in_(clients), Activity.kind == "therapy_session"
-    )
-    for activity in db.session.scalars(sessions):
-        client = clients[activity.client_id]
-        label = f"Session — {initials(client.display_name)}"
-        events.append(_activity_event(activity, client, label, False))
-    alerts = select(Alert).where(Alert.client_id.in_(clients), Alert.status == "open")
-    for alert in db.session.scalars(alerts):
-        client = clients[alert.client_id or ""]
-        match = _ISO_DAY.match(alert.occurrence or "")
-        day = (
-            date(*map(int, match.groups()))
-            if match
-            else alert.created_at.astimezone(get_zone(client.timezone)).date()
-        )
-        events.append(
-            _event(
-                uid=f"{alert.id}@steadfast",
-                summary=f"Follow-up — {initials(client.display_name)}",
-                start=day,
-                zone=None,
-                duration=timedelta(days=1),
-                sequence=0,
-                last_modified=alert.created_at,
-                created=alert.created_at,
-            )
-        )
-    return events
+    return [e for e in events if e is not None] + _milestones(client, now=now)

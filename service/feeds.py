@@ -1,55 +1,42 @@
-"""Calendar feed capabilities: tokens, links, the cheap validator and the rendered feeds."""
+"""Calendar feed capabilities: tokens and links, lookups, guess limits and the rendered feeds."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import tzdata
 from flask import current_app
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service import crypto
 from service.calendar import render_feed
 from service.db import UTCDateTime, db, new_id
-from service.feed_content import (
-    checkin_filter,
-    client_feed_events,
-    pause_window,
-    therapist_clients,
-    therapist_feed_events,
+from service.feed_content import client_feed_events
+from service.feed_therapist import therapist_clients, therapist_feed_events
+from service.feed_validators import (
+    FeedValidator,
+    client_validator,
+    therapist_validator,
+    validator_of,
 )
-from service.models import (
-    Activity,
-    Alert,
-    CheckIn,
-    Client,
-    Commitment,
-    FeedToken,
-    Meeting,
-    MeetingPlan,
-    RateLimitBucket,
-    Therapist,
-)
+from service.models import Client, FeedToken, RateLimitBucket, Therapist
 
 __all__ = [
     "FeedValidator",
-    "feed_body",
     "client_feed_events",
     "client_feed_url",
     "client_validator",
+    "feed_body",
     "feed_owner",
     "feed_url",
     "find_feed",
-    "live_feeds",
     "guess_retry_after",
+    "live_feeds",
     "record_miss",
     "record_poll",
     "render_client_feed",
@@ -58,8 +45,8 @@ __all__ = [
     "revoke_therapist_feed",
     "rotate_client_feed",
     "rotate_therapist_feed",
-    "therapist_feed_events",
     "therapist_clients",
+    "therapist_feed_events",
     "therapist_feed_url",
     "therapist_validator",
     "token_of",
@@ -71,8 +58,6 @@ logger = logging.getLogger(__name__)
 
 PURPOSE = "feed-token"
 FEED_NAME = "Steadfast"
-# Bump when the rendering changes, so every ETag changes with it.
-FORMAT_VERSION = 1
 # secrets.token_urlsafe(32): 256 bits in 43 URL-safe characters; anything else is a guess.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 GUESS_LIMIT = 20
@@ -231,87 +216,6 @@ def record_miss(remote_addr: str | None, *, now: datetime) -> None:
     db.session.execute(stmt)
 
 
-@dataclass(frozen=True)
-class FeedValidator:
-    """What a conditional GET compares: the quoted ETag and the Last-Modified instant."""
-
-    etag: str
-    last_modified: datetime
-
-
-def _aggregate(model: Any, owner: Any, *columns: str) -> list[Any]:
-    """Return scalar subqueries count(*), then sum(revision) or max(column) of model's rows."""
-    # Built from columns, never from select(model): that would list every column of the
-    # table and cost more to construct than the query costs to run.
-    parts = [select(func.count()).select_from(model).where(owner).scalar_subquery()]
-    for name in columns:
-        fn = func.sum if name == "revision" else func.max
-        parts.append(select(fn(getattr(model, name))).where(owner).scalar_subquery())
-    return parts
-
-
-def _validator(values: list[Any], changed: list[datetime | None], now: datetime) -> FeedValidator:
-    # The feed's bytes are a function of these rows, the current year (milestones listed,
-    # the VTIMEZONE rules) and the zone database; so is the ETag, without rendering.
-    key = repr((FORMAT_VERSION, tzdata.IANA_VERSION, now.year, values)).encode()
-    etag = '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
-    # The representation also changes on New Year's Day (see above), so that counts as an edit.
-    year_start = datetime(now.year, 1, 1, tzinfo=UTC)
-    last = max([year_start, *(c for c in changed if c is not None)]).replace(microsecond=0)
-    return FeedValidator(etag, last)
-
-
-def client_validator(client: Client, *, now: datetime) -> FeedValidator:
-    """Compute a client feed's validator from two small aggregate queries (no rendering)."""
-
-    def planned(column: Any) -> Any:
-        stmt = select(column).join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
-        return stmt.where(MeetingPlan.client_id == client.id).scalar_subquery()
-
-    sources = db.session.execute(
-        select(
-            *_aggregate(MeetingPlan, MeetingPlan.client_id == client.id, "updated_at", "revision", "paused_until"),
-            *_aggregate(Commitment, Commitment.client_id == client.id, "updated_at", "revision", "paused_until"),
-            *_aggregate(Activity, Activity.client_id == client.id, "updated_at", "revision"),
-            planned(func.max(Meeting.updated_at)),
-            planned(func.sum(Meeting.revision)),
-            select(func.min(MeetingPlan.paused_until)).where(MeetingPlan.client_id == client.id).scalar_subquery(),
-            select(func.min(Commitment.paused_until)).where(Commitment.client_id == client.id).scalar_subquery(),
-        )
-    ).one()  # fmt: skip
-    pauses = [sources[3], sources[7], sources[13], sources[14]]
-    if client.status == "paused":
-        pauses.append(client.paused_until)
-    window = pause_window(pauses)
-    checkins = db.session.execute(
-        select(func.count(), func.max(CheckIn.updated_at)).where(checkin_filter(client.id, window))
-    ).one()
-    own = (client.updated_at, client.revision, client.status, client.paused_until, client.discreet,
-           client.timezone, client.sobriety_date)  # fmt: skip
-    return _validator(
-        [own, tuple(sources), tuple(checkins), window],
-        [client.updated_at, sources[1], sources[5], sources[9], sources[11], checkins[1]],
-        now,
-    )
-
-
-def therapist_validator(therapist: Therapist, *, now: datetime) -> FeedValidator:
-    """Compute a therapist feed's validator from one aggregate query (no rendering)."""
-    clients = select(Client.id).where(
-        Client.therapist_id == therapist.id, Client.status != "discharged"
-    )
-    sessions = (Activity.client_id.in_(clients)) & (Activity.kind == "therapy_session")
-    open_alerts = (Alert.client_id.in_(clients)) & (Alert.status == "open")
-    row = db.session.execute(
-        select(
-            *_aggregate(Client, Client.id.in_(clients), "updated_at", "revision"),
-            *_aggregate(Activity, sessions, "updated_at", "revision"),
-            *_aggregate(Alert, open_alerts, "created_at"),
-        )
-    ).one()
-    return _validator([therapist.active, tuple(row)], [row[1], row[4], row[7]], now)
-
-
 def feed_body(owner: Client | Therapist, *, now: datetime) -> bytes:
     """Render the iCalendar bytes of a client's or a therapist's feed."""
     events = (
@@ -321,13 +225,6 @@ def feed_body(owner: Client | Therapist, *, now: datetime) -> bytes:
     )
     # The current year's zone rules, so a tzdata update reaches calendars within the year.
     return render_feed(name=FEED_NAME, events=events, reference_year=now.year)
-
-
-def validator_of(owner: Client | Therapist, *, now: datetime) -> FeedValidator:
-    """Return the validator of a client's or a therapist's feed (no rendering)."""
-    if isinstance(owner, Client):
-        return client_validator(owner, now=now)
-    return therapist_validator(owner, now=now)
 
 
 def render_client_feed(client: Client, *, now: datetime) -> tuple[bytes, str, datetime]:

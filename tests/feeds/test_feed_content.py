@@ -9,7 +9,7 @@ import pytest
 
 from service import feeds
 from service.db import db
-from service.feed_content import initials
+from service.feed_therapist import initials
 from tests.factories import make_client, make_commitment, make_meeting, make_plan
 from tests.feeds.helpers import T0, make_activity, make_alert, make_checkin, vevents
 
@@ -243,3 +243,15 @@ def test_therapist_feed_shows_initials_only(alice, bob, carol) -> None:
     for word in ("Carol", "Riverside", "Alice", "Big Book", "missed", "relapse", "Frank", "Gina"):
         assert word not in text, word
     assert not re.search(r"\r\n(LOCATION|DESCRIPTION)", text)
+
+
+def test_a_row_the_schedule_cannot_read_is_left_out(carol, caplog) -> None:
+    """Bad stored data (here: a rule and a zone) costs that row, never the whole feed."""
+    good = make_commitment(carol)
+    bad_rule = make_commitment(carol, rrule="FREQ=SECONDLY")
+    bad_zone = make_plan(carol, make_meeting(carol.practice_id, timezone="Mars/Olympus"))
+    events = vevents(_body(carol))
+    assert f"{good.id}@steadfast" in events
+    assert f"{bad_rule.id}@steadfast" not in events
+    assert f"{bad_zone.id}@steadfast" not in events
+    assert bad_rule.id in caplog.text and bad_zone.id in caplog.text
