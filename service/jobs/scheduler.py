@@ -116,6 +116,8 @@ def run_scheduler(app: Flask) -> None:
     """Run the sweeps until SIGTERM or SIGINT; a running sweep is allowed to finish."""
     lock = acquire_sqlite_lock(app.config["SQLALCHEMY_DATABASE_URI"])
     scheduler = build_scheduler(app)
+    # Each sweep logs its own count; APScheduler's two lines per run would drown them.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
     def stop(signum: int, _frame: Any) -> None:
         logger.info("scheduler stopping on %s", signal.Signals(signum).name)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import create_engine
 
 from service.db import db
 from service.escalation import (
@@ -146,3 +153,33 @@ def test_retention_erases_old_bodies_and_keeps_the_metadata(people):
     old, new = db.session.get(Message, old.id), db.session.get(Message, new.id)
     assert (old.body, old.body_purged_at, old.to_number) == (None, T0, "+15005550101")
     assert new.body == "new text" and new.body_purged_at is None
+
+
+def test_flask_jobs_run_stops_cleanly_on_sigterm(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sched.db'}"
+    engine = create_engine(url)
+    db.metadata.create_all(engine)
+    engine.dispose()
+    env = {**os.environ, "DATABASE_URL": url, "STEADFAST_ENV": "test", "SMS_BACKEND": "fake",
+           "SECRET_KEY": "test-secret-key-0123456789abcdef"}  # fmt: skip
+    log = tmp_path / "run.log"
+    root = Path(__file__).resolve().parents[2]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while "sweep purge_retention: 0" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert "scheduler stopping on SIGTERM" in text and "scheduler stopped" in text
+    assert "Traceback" not in text
