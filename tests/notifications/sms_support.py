@@ -136,12 +136,21 @@ class _ClockDatetime(datetime):
         return value.astimezone(tz) if tz is not None else value
 
 
+def run_fake_server(
+    clock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any
+) -> Iterator[FakeTwilio]:
+    """Yield a running fake Twilio (our sid and token) that dates messages by the test clock."""
+    monkeypatch.setattr(_ClockDatetime, "clock", clock)
+    monkeypatch.setattr(fake_twilio_module, "datetime", _ClockDatetime)
+    yield from fake_twilio_module.fake_twilio_fixture(
+        account_sid=ACCOUNT_SID, auth_token=TOKEN, **kwargs
+    )
+
+
 @pytest.fixture(name="fake_server")
 def fake_server_fixture(clock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
     """Run a fake Twilio (our account sid and token) that dates messages by the test clock."""
-    monkeypatch.setattr(_ClockDatetime, "clock", clock)
-    monkeypatch.setattr(fake_twilio_module, "datetime", _ClockDatetime)
-    yield from fake_twilio_module.fake_twilio_fixture(account_sid=ACCOUNT_SID, auth_token=TOKEN)
+    yield from run_fake_server(clock, monkeypatch)
 
 
 def twilio_overrides(server: FakeTwilio, **extra: Any) -> dict[str, Any]:

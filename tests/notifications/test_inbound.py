@@ -38,7 +38,12 @@ def prompt_open(*commitments_of):
     db.session.commit()
     sweeps.plan_ahead(T0)
     sweeps.send_reminders_and_prompts(ASK)
-    return [db.session.scalar(select(CheckIn).where(CheckIn.source_id == c.id)) for c in rows]
+    return [
+        db.session.scalar(
+            select(CheckIn).where(CheckIn.source_id == c.id).order_by(CheckIn.event_at).limit(1)
+        )
+        for c in rows
+    ]
 
 
 @pytest.fixture

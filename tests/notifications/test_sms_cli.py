@@ -36,7 +36,12 @@ def test_receive_answers_a_prompt_and_prints_nothing(runner, people):
     result = sms(runner, "receive", "--from", "(500) 555-0101", "--body", "1",
                  "--now", "2026-12-02T01:05:00Z")  # fmt: skip
     assert (result.exit_code, result.output) == (0, "")
-    row = db.session.scalar(select(CheckIn).where(CheckIn.source_id == commitment.id))
+    row = db.session.scalar(
+        select(CheckIn)
+        .where(CheckIn.source_id == commitment.id)
+        .order_by(CheckIn.event_at)
+        .limit(1)
+    )
     db.session.refresh(row)
     assert row.status == "confirmed"
 
