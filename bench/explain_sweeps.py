@@ -28,6 +28,7 @@ from service.checkins import prompts_to_phone_stmt
 from service.db import db
 from service.digests import closed_counts_stmt
 from service.events import events_page_stmt
+from service.horizon import due_sources_stmt
 from service.misses import closing_stmt, unasked_stmt
 from service.models import (
     Alert,
@@ -39,7 +40,6 @@ from service.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from service.planning import due_sources_stmt
 from service.prompting import due_prompts_stmt, due_reminders_stmt
 from service.quotas import live_quotas_stmt
 from service.retention import expired_bodies_stmt

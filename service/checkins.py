@@ -11,8 +11,9 @@ from sqlalchemy.orm import aliased
 from service import alerts, quotas
 from service.db import db
 from service.escalation import occurrence_label
+from service.horizon import horizon_hours
 from service.models import CheckIn, Client, Commitment, MeetingPlan, SupportContact
-from service.planning import checkin_event, horizon_hours, load_source, sync_source
+from service.planning import checkin_event, load_source, sync_source
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.db import db, new_id
@@ -26,10 +25,6 @@ from service.schedule import (
 logger = logging.getLogger(__name__)
 
 Source = MeetingPlan | Commitment
-
-# A scheduler that was down does not plan further back than this: the catch-up rows end
-# `skipped`, and a month of them would say no more than a week does.
-MAX_CATCH_UP = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -53,11 +48,6 @@ def load_source(source_type: str, source_id: str) -> Source | None:
 def source_type_of(source: Source) -> str:
     """Return "meeting_plan" or "commitment" for a source row."""
     return "meeting_plan" if isinstance(source, MeetingPlan) else "commitment"
-
-
-def horizon_hours() -> int:
-    """Return how far ahead check-ins are materialised (PLAN_HORIZON_HOURS)."""
-    return int(current_app.extensions["settings"].PLAN_HORIZON_HOURS)
 
 
 def not_plannable(source: Source, client: Client) -> str | None:
@@ -267,62 +257,3 @@ def checkin_event(kind: str, row: CheckIn, now: datetime, extra: dict[str, objec
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def planning_start(source: Source, client: Client, now: datetime) -> datetime:
-    """Return where planning resumes: the watermark, else when the source began to exist."""
-    zone_start = resolve_local(
-        datetime.combine(source.starts_on, datetime.min.time()), get_zone(client.timezone)
-    )
-    start = source.planned_until or max(source.created_at, zone_start)
-    return max(start, now - MAX_CATCH_UP)
-
-
-# A source is re-expanded only once its watermark lags the horizon by this much, so most
-# planning sweeps touch no source at all; what is due within horizon - slack always exists.
-PLANNING_SLACK = timedelta(hours=4)
-
-
-def due_sources_stmt(model: type[Source], until: datetime) -> Select[tuple[Source]]:
-    """Select the live sources whose planning watermark lags `until`, locking them."""
-    stmt = (
-        select(model)
-        .join(Client, Client.id == model.client_id)
-        .where(
-            model.archived_at.is_(None),
-            Client.status != "discharged",
-            or_(model.planned_until.is_(None), model.planned_until < until - PLANNING_SLACK),
-        )
-        .order_by(model.id)
-        .with_for_update(skip_locked=True, of=model)
-    )
-    if model is Commitment:
-        # Bare `active`, not IS TRUE, so the planner can match the partial index's predicate.
-        stmt = stmt.where(Commitment.active, Commitment.kind != "meeting_quota")
-    return stmt
-
-
-def plan_due_sources(now: datetime, *, horizon: timedelta) -> int:
-    """Materialise check-ins up to now + horizon for every source whose watermark lags."""
-    until = now + horizon
-    created = 0
-    for model in (MeetingPlan, Commitment):
-        for source in db.session.scalars(due_sources_stmt(model, until)).all():
-            client = db.session.get(Client, source.client_id)
-            lo = planning_start(source, client, now)
-            previous = source.planned_until
-            claimed = db.session.execute(
-                update(model)
-                .where(
-                    model.id == source.id,
-                    model.planned_until.is_(None)
-                    if previous is None
-                    else model.planned_until == previous,
-                )
-                .values(planned_until=until)
-                .execution_options(synchronize_session=False)
-            )
-            db.session.expire(source, ["planned_until"])
-            if claimed.rowcount == 1:
-                created += sync_source(source, client, lo, until, now=now)
-    return created

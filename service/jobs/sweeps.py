@@ -14,8 +14,8 @@ from flask import current_app
 from service.alert_texts import escalate_crises, notify_therapists
 from service.db import db
 from service.digests import send_digests as queue_digests
+from service.horizon import plan_due_sources
 from service.misses import detect_misses_and_skips as close_checkins
-from service.planning import plan_due_sources
 from service.prompting import send_prompts, send_reminders
 from service.quotas import evaluate_due_quotas
 from service.retention import purge_message_bodies
