@@ -82,13 +82,10 @@ def handle_inbound(
     reply = grammar.parse_reply(body)
     intent = reply.intent
     opted_out = consent.is_opted_out(phone)
-    if (
-        opted_out
-        and intent == grammar.CONFIRM
-        and reply.code is None
-        and (reply.text in grammar.OPT_IN_WHEN_OPTED_OUT)
-    ):
-        intent = grammar.OPT_IN  # as at the carrier: YES from an opted-out number is START
+    # As at the carrier, a whole-message YES from an opted-out number is START (and only
+    # the exact word: Twilio would keep blocking a number that wrote "yeah").
+    if opted_out and grammar.normalize(body).upper() in grammar.OPT_IN_WHEN_OPTED_OUT:
+        intent = grammar.OPT_IN
     template, answer = _route(sender, intent, reply, inbound, now, settings)
     if consent.is_opted_out(phone):
         # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation.

@@ -150,6 +150,15 @@ def test_start_opts_back_in_and_yes_means_start_when_opted_out(client, people):
     assert event_types().count("sms.opted_in") == 2
 
 
+def test_only_the_exact_word_yes_opts_back_in(client, people):
+    db.session.add(OptOut(phone=people.carol.phone, reason="opt_out", created_at=T0))
+    db.session.commit()
+    assert text_in(client, people.carol.phone, "yeah") is None
+    assert db.session.get(OptOut, people.carol.phone) is not None
+    assert text_in(client, people.carol.phone, "Yes!") is None
+    assert db.session.get(OptOut, people.carol.phone) is None
+
+
 def test_start_never_lifts_an_invalid_number_mark(client, people):
     db.session.add(OptOut(phone=people.carol.phone, reason="invalid_number", created_at=T0))
     db.session.commit()
