@@ -130,6 +130,8 @@ def escalate_miss(row: CheckIn, source: MeetingPlan | Commitment | None, *, now:
     if not should_alert(run, source.escalate_after_misses):
         return
     client = db.session.get(Client, row.client_id)
+    if client is None or client.status == "discharged":
+        return  # asked before the discharge; the therapist has closed the case
     alert = alerts.raise_alert(
         kind="missed",
         client=client,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import certifi
 import urllib3
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
@@ -80,7 +81,8 @@ def post_signed(url: str, body: str, headers: dict[str, str], *, allow_private: 
             # Certificate and SNI are checked against the URL's name, not the pinned IP.
             pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
                 ip, port, timeout=_TIMEOUT, retries=False, maxsize=1,
-                cert_reqs="CERT_REQUIRED", server_hostname=host, assert_hostname=host,
+                cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), server_hostname=host,
+                assert_hostname=host,
             )  # fmt: skip
         else:
             pool = urllib3.HTTPConnectionPool(ip, port, timeout=_TIMEOUT, retries=False, maxsize=1)

@@ -50,8 +50,20 @@ def create_webhook() -> Any:
     audit("webhook.create", subject_type="webhook", subject_id=endpoint.id)
     return created(
         {**webhook_dict(endpoint), "secret": secret},
-        url_for("webhooks.list_webhooks") + f"/{endpoint.id}",
+        url_for("webhooks.get_webhook", webhook_id=endpoint.id),
     )
+
+
+@operation(bp, "/webhooks/<webhook_id>", "GET", summary="Show a webhook endpoint",
+           response=WebhookOut, tags=TAGS)  # fmt: skip
+def get_webhook(webhook_id: str) -> Any:
+    """One endpoint of the practice (without its secret)."""
+    endpoint = core.get_endpoint(practice_id(), webhook_id)
+    if endpoint is None:
+        raise not_found("webhook")
+    audit("webhook.read", subject_type="webhook", subject_id=endpoint.id)
+    commit()
+    return jsonify(webhook_dict(endpoint))
 
 
 @operation(bp, "/webhooks/<webhook_id>", "DELETE", summary="Delete a webhook endpoint",

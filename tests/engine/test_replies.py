@@ -200,3 +200,13 @@ def test_a_miss_tells_a_consenting_sponsor_when_asked_to(people):
     assert notice.to_number == people.dave.phone
     assert notice.send_after == datetime(2026, 12, 2, 13, 0, tzinfo=UTC)  # 08:00 local
     assert "Carol" not in notice.body and "C." in notice.body
+
+
+def test_a_miss_after_the_client_was_discharged_raises_no_alert(people):
+    carol = people.carol
+    _, row = prompted(carol)
+    carol.status = "discharged"
+    db.session.commit()
+    sweeps.detect_misses_and_skips(ASK + timedelta(hours=3))
+    db.session.refresh(row)
+    assert row.status == "missed" and alerts() == []

@@ -83,6 +83,11 @@ def test_a_new_endpoint_shows_its_secret_once_and_lists_without_it(people, clien
     listed = client.get("/api/v1/webhooks", headers=people.alice.headers).get_json()
     assert [item["id"] for item in listed["items"]] == [made["id"]]
     assert "secret" not in listed["items"][0]
+    shown = client.get(f"/api/v1/webhooks/{made['id']}", headers=people.alice.headers)
+    assert shown.get_json()["url"] == receiver.url and "secret" not in shown.get_json()
+    assert (
+        client.get(f"/api/v1/webhooks/{made['id']}", headers=people.bob.headers).status_code == 404
+    )
     stored = db.session.get(WebhookEndpoint, made["id"])
     assert made["secret"] not in stored.secret_encrypted
     assert client.get("/api/v1/webhooks", headers=people.bob.headers).get_json()["items"] == []
