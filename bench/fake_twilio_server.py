@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tests import fake_twilio
@@ -19,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
     args = parser.parse_args(argv)
-    fake = FakeTwilio(account_sid=args.account_sid, auth_token=args.auth_token).start()
+    # A seed of its own: the in-process fake provider starts from seed 0 too, and equal
+    # message SIDs from two fakes would collide on messages.provider_sid.
+    fake = FakeTwilio(
+        account_sid=args.account_sid, auth_token=args.auth_token, seed=os.getpid()
+    ).start()
     print(fake.base_url, flush=True)
     # Serve until the parent closes our stdin (or kills us).
     sys.stdin.read()
