@@ -31,6 +31,7 @@ DEFAULT_CLIENTS = 7_400
 
 def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
     """The lookups each claimed row costs (copied from the service code; no builders yet)."""
+    from service.checkins import prompts_to_phone_stmt
     from service.db import db
     from service.models import CheckIn, Message
 
@@ -48,6 +49,11 @@ def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
                                       CheckIn.source_id == row.source_id,
                                       CheckIn.event_at <= row.event_at)
          .order_by(CheckIn.event_at.desc()).limit(200)),
+        ("inbound webhook", "late-reply candidates of a number (late_reply_candidates)",
+         prompts_to_phone_stmt("+12022000001").where(
+             CheckIn.status == "missed", CheckIn.prompted_at.is_not(None),
+             CheckIn.closes_at >= now - timedelta(hours=24))
+         .order_by(CheckIn.closes_at.desc(), CheckIn.id)),
         ("inbound webhook", "texts from one number today (daily cap / dedupe)",
          select(Message.id).where(Message.to_number == "+12022000001",
                                   Message.created_at >= now - timedelta(days=1))),
