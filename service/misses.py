@@ -16,6 +16,7 @@ from service.notifications.templates import render
 from service.outbox import enqueue_message
 from service.planning import checkin_event, load_source, quiet_hours_of
 from service.quiet_hours import defer_question
+from service.schedule import get_zone
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +158,14 @@ def notify_sponsor(row: CheckIn, client: Client, *, now: datetime) -> bool:
         .order_by(SupportContact.id)
     ).all()
     for sponsor in sponsors:
+        zone = sponsor.timezone or client.timezone
+        today = now.astimezone(get_zone(zone)).date()
         if (
             consent.is_opted_out(sponsor.phone)
             or not consent.sms_consent_granted(sponsor)
-            or not consent.disclosure_allows(sponsor, "missed", row.occurrence.date())
+            or not consent.disclosure_allows(sponsor, "missed", today)
         ):
             continue
-        zone = sponsor.timezone or client.timezone
         send_after = defer_question(now, zone, quiet_hours_of(client))
         enqueue_message(
             practice_id=client.practice_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, text, update
@@ -50,8 +50,8 @@ def client_block_reason(
     return not_plannable(source, client) or paused_reason(source, client, row.occurrence)
 
 
-def recipient_block_reason(subject: Client | SupportContact, row: CheckIn) -> str | None:
-    """Return why this person may not be texted about the check-in now, or None."""
+def recipient_block_reason(subject: Client | SupportContact, today: date) -> str | None:
+    """Return why this person may not be texted a check-in question on `today`, or None."""
     if isinstance(subject, SupportContact):
         if subject.archived_at is not None:
             return "verifier_archived"
@@ -62,7 +62,7 @@ def recipient_block_reason(subject: Client | SupportContact, row: CheckIn) -> st
     if not consent.sms_consent_granted(subject):
         return "no_sms_consent"
     if isinstance(subject, SupportContact) and not consent.disclosure_allows(
-        subject, "checkins", row.occurrence.date()
+        subject, "checkins", today
     ):
         return "no_disclosure_consent"
     return None
@@ -114,7 +114,9 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
         elif is_quiet(now, client.timezone, quiet_hours_of(client)):
             why = "quiet_hours"
         else:
-            why = client_block_reason(client, source, row) or recipient_block_reason(client, row)
+            why = client_block_reason(client, source, row) or recipient_block_reason(
+                client, _today(client.timezone, now)
+            )
         if why is not None:
             logger.info("reminder for check-in %s dropped: %s", row.id, why)
             _set_if(row, {"reminder_at": None}, CheckIn.reminder_sent_at.is_(None))
@@ -136,6 +138,11 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
         )
         queued += 1
     return queued
+
+
+def _today(zone: str, now: datetime) -> date:
+    """Return the recipient's local date: disclosure consents are dated, and so is `now`."""
+    return now.astimezone(get_zone(zone)).date()
 
 
 def _reminder_body(client: Client, row: CheckIn, now: datetime) -> str:
@@ -163,13 +170,13 @@ def send_prompts(now: datetime, *, stale_minutes: int) -> int:
         why = client_block_reason(client, source, row)
         if why is None and is_stale(row.due_at, now, stale_minutes):
             why = "stale"
-        why = why or recipient_block_reason(contact or client, row)
+        zone = verifier_zone(client, contact)
+        why = why or recipient_block_reason(contact or client, _today(zone, now))
         if why is not None:
             logger.info("prompt for check-in %s not sent: %s", row.id, why)
             _set_if(row, {"skip_reason": why}, CheckIn.status == "scheduled",
                     CheckIn.skip_reason.is_(None))  # fmt: skip
             continue
-        zone = verifier_zone(client, contact)
         quiet = quiet_hours_of(client)
         if is_quiet(now, zone, quiet):
             # Quiet hours changed since planning: ask when they end, and close that much later.
