@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 
 from service.alerts import dashboard_link, escalate_crisis
 from service.db import db
@@ -49,7 +49,8 @@ def therapists_with_new_alerts_stmt() -> Select[tuple[str]]:
     )
 
 
-def _unnotified(therapist_id: str):  # noqa: ANN202 - SQL criteria
+def _unnotified(therapist_id: str) -> tuple[ColumnElement[bool], ...]:
+    """Criteria of a therapist's alerts not yet texted (crises are texted when raised)."""
     return (
         Alert.therapist_id == therapist_id,
         Alert.notified_at.is_(None),

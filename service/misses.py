@@ -48,7 +48,7 @@ def _claim(*criteria: Any) -> Select[tuple[CheckIn]]:
     )
 
 
-def _move(row: CheckIn, from_status: str, values: dict) -> bool:
+def _move(row: CheckIn, from_status: str, values: dict[str, Any]) -> bool:
     """Change a check-in's status only if it is still `from_status`; report if this won."""
     result = db.session.execute(
         update(CheckIn)

@@ -41,6 +41,8 @@ _KIND_ACTION = {
     "custom": "checkin",
 }
 _rng = random.SystemRandom()
+# A check-in ready to be asked, with what its text needs.
+Ready = tuple[CheckIn, Client, MeetingPlan | Commitment, SupportContact | None]
 
 
 def client_block_reason(
@@ -154,8 +156,7 @@ def _reminder_body(client: Client, row: CheckIn, now: datetime) -> str:
 def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     """Ask the verifiers of the due check-ins; mark those that cannot be asked for skipping."""
     rows = db.session.scalars(due_prompts_stmt(now)).all()
-    ready: dict[str, list[tuple[CheckIn, Client, MeetingPlan | Commitment, SupportContact | None]]]
-    ready = defaultdict(list)
+    ready: dict[str, list[Ready]] = defaultdict(list)
     for row in rows:
         client = db.session.get(Client, row.client_id)
         source = load_source(row.source_type, row.source_id)
@@ -191,7 +192,7 @@ def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     return sent
 
 
-def _prompt_group(phone: str, group: list, now: datetime) -> int:  # noqa: ANN001
+def _prompt_group(phone: str, group: list[Ready], now: datetime) -> int:
     """Prompt one number's due check-ins, giving every open prompt a code if it has several."""
     if db.session.get_bind().dialect.name == "postgresql":
         # Two schedulers prompting the same sponsor at once must agree on the codes.
@@ -245,7 +246,14 @@ def _closes(source: MeetingPlan | Commitment, sent_at: datetime) -> datetime:
     return close_time(sent_at, grace_minutes=source.grace_minutes)
 
 
-def _prompt_text(row, client, source, contact, code):  # noqa: ANN001, ANN202
+def _prompt_text(
+    row: CheckIn,
+    client: Client,
+    source: MeetingPlan | Commitment,
+    contact: SupportContact | None,
+    code: str | None,
+) -> tuple[str, str]:
+    """Return the template and body of the question, in the recipient's words."""
     if contact is not None:
         # A contact learns the client's initial only: the disclosure consent was checked.
         return "prompt_contact", render(
@@ -264,7 +272,7 @@ def _prompt_text(row, client, source, contact, code):  # noqa: ANN001, ANN202
     )
 
 
-def _set_if(row: CheckIn, values: dict, *conditions) -> bool:  # noqa: ANN002
+def _set_if(row: CheckIn, values: dict[str, Any], *conditions: Any) -> bool:
     """Apply `values` to the row only if it still meets `conditions` (the claim); report it."""
     result = db.session.execute(
         update(CheckIn)
