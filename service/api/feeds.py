@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from werkzeug.http import http_date, parse_date
 
 from service import feeds
@@ -75,6 +76,20 @@ def get_feed(token: str) -> Any:
     Retry-After. Valid tokens are always served: shared pollers (Google, Apple) are never
     refused for someone else's bad link.
     """
+    try:
+        return _serve(token)
+    except DBAPIError as exc:
+        # Handled here, not by the app's handlers: those log the path, and the path is the key.
+        db.session.rollback()
+        logger.warning("feed answered 503: database error %s", type(exc).__name__)
+        return _empty(503, **{"Retry-After": "60"})
+    except Exception:
+        db.session.rollback()
+        logger.exception("feed answered 500 (token withheld from the log)")
+        return _empty(500)
+
+
+def _serve(token: str) -> Response:
     at = now()
     row = feeds.find_feed(token)
     owner = feeds.feed_owner(row) if row is not None else None

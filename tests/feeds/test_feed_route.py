@@ -263,3 +263,16 @@ def test_therapist_link_api(client, alice, carol) -> None:
         ("feed.revoke", "therapist", alice.id),
         ("feed.rotate", "therapist", alice.id),
     ]
+
+
+def test_a_failing_feed_never_logs_its_token(client, carol, plan, monkeypatch, caplog) -> None:
+    path = issue(carol)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(feeds, "feed_body", broken)
+    response = client.get(path)
+    assert response.status_code == 500 and response.data == b""
+    token = path.removeprefix("/feeds/").removesuffix(".ics")
+    assert "boom" in caplog.text and token not in caplog.text
