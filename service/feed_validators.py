@@ -88,14 +88,24 @@ def client_validator(client: Client, *, now: datetime) -> FeedValidator:
     if client.status == "paused":
         pauses.append(client.paused_until)
     window = pause_window(pauses)
+    # The third column is for Last-Modified only: a check-in leaving the filtered set (an
+    # excuse corrected to "confirmed") changes the count and the ETag but not that max.
     checkins = db.session.execute(
-        select(func.count(), func.max(CheckIn.updated_at)).where(checkin_filter(client.id, window))
+        select(
+            select(func.count()).where(checkin_filter(client.id, window)).scalar_subquery(),
+            select(func.max(CheckIn.updated_at))
+            .where(checkin_filter(client.id, window))
+            .scalar_subquery(),
+            select(func.max(CheckIn.updated_at))
+            .where(CheckIn.client_id == client.id)
+            .scalar_subquery(),
+        )
     ).one()
     own = (client.updated_at, client.revision, client.status, client.paused_until, client.discreet,
            client.timezone, client.sobriety_date)  # fmt: skip
     return _validator(
-        [own, tuple(sources), tuple(checkins), window],
-        [client.updated_at, sources[1], sources[5], sources[9], sources[11], checkins[1]],
+        [own, tuple(sources), tuple(checkins[:2]), window],
+        [client.updated_at, sources[1], sources[5], sources[9], sources[11], checkins[2]],
         now,
     )
 
@@ -107,14 +117,21 @@ def therapist_validator(therapist: Therapist, *, now: datetime) -> FeedValidator
     )
     sessions = (Activity.client_id.in_(clients)) & (Activity.kind == "therapy_session")
     open_alerts = (Alert.client_id.in_(clients)) & (Alert.status == "open")
+    # For Last-Modified only: when a client leaves the caseload or an alert is closed, the
+    # counts (and the ETag) change but the maxima of what remains need not.
+    mine = Client.therapist_id == therapist.id
+    closed = Alert.client_id.in_(select(Client.id).where(mine))
     row = db.session.execute(
         select(
             *_aggregate(Client, Client.id.in_(clients), "updated_at", "revision"),
             *_aggregate(Activity, sessions, "updated_at", "revision"),
             *_aggregate(Alert, open_alerts, "created_at"),
+            select(func.max(Client.updated_at)).where(mine).scalar_subquery(),
+            select(func.max(Alert.acknowledged_at)).where(closed).scalar_subquery(),
+            select(func.max(Alert.resolved_at)).where(closed).scalar_subquery(),
         )
     ).one()
-    return _validator([therapist.active, tuple(row)], [row[1], row[4], row[7]], now)
+    return _validator([therapist.active, tuple(row[:8])], [*row[1:8:3], *row[8:]], now)
 
 
 def validator_of(owner: Client | Therapist, *, now: datetime) -> FeedValidator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import icalendar
 import pytest
@@ -13,7 +13,17 @@ from service.db import db
 from service.models import AuditEntry, FeedToken, RateLimitBucket
 from service.plans import update_commitment, update_plan
 from tests.factories import make_client, make_commitment, make_meeting, make_plan
-from tests.feeds.helpers import T0, feed_path, issue, move_clock, token_from, token_row, vevents
+from tests.feeds.helpers import (
+    T0,
+    feed_path,
+    issue,
+    make_alert,
+    make_checkin,
+    move_clock,
+    token_from,
+    token_row,
+    vevents,
+)
 
 GOOGLE = {"REMOTE_ADDR": "66.249.66.1"}
 GUESSER = {"REMOTE_ADDR": "203.0.113.9"}
@@ -276,3 +286,31 @@ def test_a_failing_feed_never_logs_its_token(client, carol, plan, monkeypatch, c
     assert response.status_code == 500 and response.data == b""
     token = path.removeprefix("/feeds/").removesuffix(".ics")
     assert "boom" in caplog.text and token not in caplog.text
+
+
+def test_closing_a_follow_up_is_seen_by_if_modified_since(client, clock, alice, carol) -> None:
+    alert = make_alert(carol)
+    path = feed_path(feeds.rotate_therapist_feed(alice.therapist, now=T0))
+    db.session.commit()
+    first = client.get(path)
+    stamp = first.headers["Last-Modified"]
+    assert client.get(path, headers={"If-Modified-Since": stamp}).status_code == 304
+    alert.status, alert.resolved_at = "resolved", T0 + timedelta(hours=3)
+    db.session.commit()
+    later = client.get(path, headers={"If-Modified-Since": stamp})
+    assert later.status_code == 200 and later.headers["ETag"] != first.headers["ETag"]
+    assert f"{alert.id}@steadfast" not in vevents(later.data)
+
+
+def test_a_corrected_excuse_is_seen_by_both_validators(client, carol, plan) -> None:
+    excused = make_checkin(carol, "meeting_plan", plan.id, datetime(2026, 12, 3, 19), "excused")
+    path = issue(carol)
+    first = client.get(path)
+    assert "EXDATE" in vevents(first.data)[f"{plan.id}@steadfast"]
+    excused.status, excused.updated_at = "confirmed", T0 + timedelta(hours=5)
+    db.session.commit()
+    for header in ("If-None-Match", "If-Modified-Since"):
+        value = first.headers["ETag" if header == "If-None-Match" else "Last-Modified"]
+        again = client.get(path, headers={header: value})
+        assert again.status_code == 200, header
+        assert "EXDATE" not in vevents(again.data)[f"{plan.id}@steadfast"]
