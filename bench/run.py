@@ -68,10 +68,10 @@ class Profile:
 PROFILES = {
     # Quick: sized to finish both backends in about three minutes on a quiet 2-core machine;
     # the engine's per-row cost (not the queries) is what bounds these sizes.
-    "quick": Profile("quick", clients=500, small_clients=75, misses_due=250, misses_reps=2,
-                     busy_due=1_000, http_seconds=4, http_connections=4, feed_requests=100,
-                     dispatch_messages=300, mps=50, mps_messages=150, import_meetings=10_000,
-                     scheduler_seconds=20),
+    "quick": Profile("quick", clients=400, small_clients=75, misses_due=200, misses_reps=2,
+                     busy_due=500, http_seconds=3, http_connections=4, feed_requests=100,
+                     dispatch_messages=200, mps=50, mps_messages=100, import_meetings=10_000,
+                     scheduler_seconds=15),
     "full": Profile("full", clients=100_000, small_clients=75, misses_due=1_000, misses_reps=3,
                     busy_due=5_000, http_seconds=10, http_connections=8, feed_requests=1_000,
                     dispatch_messages=5_000, mps=50, mps_messages=300, import_meetings=10_000,
