@@ -27,7 +27,7 @@ from service.alert_texts import therapists_with_new_alerts_stmt, unacknowledged_
 from service.checkins import prompts_to_phone_stmt
 from service.db import db
 from service.digests import closed_counts_stmt
-from service.events import events_page_stmt
+from service.events import events_page_stmt, safe_txid
 from service.horizon import due_sources_stmt
 from service.misses import closing_stmt, unasked_stmt
 from service.models import (
@@ -99,7 +99,7 @@ def queries(now: datetime) -> list[tuple[str, str, Any]]:
     practice = db.session.scalar(select(Client.practice_id).limit(1))
     therapist = db.session.scalar(select(Client.therapist_id).limit(1))
     phone = db.session.scalar(select(Client.phone).limit(1))
-    events_page = events_page_stmt(practice, (1000, 1000), 100)
+    events_page = events_page_stmt(practice, (1000, 1000), 100, safe_below=safe_txid())
     return [
         ("plan_ahead", "meeting plans whose watermark lags", due_sources_stmt(MeetingPlan, now + horizon)),
         ("plan_ahead", "commitments whose watermark lags", due_sources_stmt(Commitment, now + horizon)),

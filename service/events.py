@@ -10,14 +10,30 @@ from sqlalchemy import Select, literal_column, select, text, tuple_
 from service.db import db
 from service.models import Event
 
-# The oldest transaction still in flight, other than the reader's own (whose own events it
-# must not serve either: they may yet roll back). Every event with a smaller txid is final,
-# and no event can ever again be written with a txid below it.
+# The oldest transaction of THIS database still in flight, other than the reader's own
+# (whose events may yet roll back): every event with a smaller txid is final, and no event
+# can again be written with a txid below it. Snapshots are cluster-wide, so the in-flight
+# list is narrowed to transactions holding a lock on a relation of this database (every
+# transaction here that has an xid wrote a table here, and holds that lock until it ends):
+# a long transaction in another database on the same server must not hold the stream back.
+# pg_locks shows 32-bit xids; the snapshot's full xids are matched on their low 32 bits.
 _SAFE_TXID = text(
-    "COALESCE("
-    "(SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
-    " WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()),"
-    " pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+    """
+    SELECT COALESCE(
+      (SELECT min(x::text::bigint)
+         FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+        WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()
+          AND x::text::bigint % 4294967296 IN (
+              SELECT t.transactionid::text::bigint
+                FROM pg_locks AS t
+               WHERE t.locktype = 'transactionid'
+                 AND t.pid IN (
+                     SELECT r.pid FROM pg_locks AS r
+                      WHERE r.locktype = 'relation' AND r.pid <> pg_backend_pid()
+                        AND r.database = (SELECT oid FROM pg_database
+                                           WHERE datname = current_database())))),
+      pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+    """
 )
 
 
@@ -74,6 +90,7 @@ def read_events(
     cursor, so a reader paging with `after` sees every event exactly once.
     """
     position: tuple[int, int] | None = None
+    bound = safe_txid()
     if after:
         if _postgres():
             found = db.session.execute(select(Event.txid).where(Event.id == after)).first()
@@ -82,7 +99,9 @@ def read_events(
             position = (found[0] or 0, after)
         else:
             position = (0, after)
-    stmt = events_page_stmt(practice_id, position, limit, type=type, client_id=client_id)
+    stmt = events_page_stmt(
+        practice_id, position, limit, safe_below=bound, type=type, client_id=client_id
+    )
     events = list(db.session.scalars(stmt))
     return events, (events[-1].id if events else after)
 
@@ -92,19 +111,20 @@ def events_page_stmt(
     position: tuple[int, int] | None,
     limit: int,
     *,
+    safe_below: int | None,
     type: str | None = None,
     client_id: str | None = None,
 ) -> Select[tuple[Event]]:
-    """Select the practice's next servable events after a (txid, id) stream position."""
+    """Select the practice's next events after a (txid, id) position, below `safe_below`."""
     stmt = select(Event).where(Event.practice_id == practice_id)
     if type:
         stmt = stmt.where(Event.type == type)
     if client_id:
         stmt = stmt.where(Event.client_id == client_id)
-    if _postgres():
+    if safe_below is not None:
         if position is not None:
             stmt = stmt.where(tuple_(Event.txid, Event.id) > tuple_(*position))
-        stmt = stmt.where(Event.txid < _SAFE_TXID).order_by(Event.txid, Event.id)
+        stmt = stmt.where(Event.txid < safe_below).order_by(Event.txid, Event.id)
     else:
         if position is not None:
             stmt = stmt.where(Event.id > position[1])
@@ -112,11 +132,23 @@ def events_page_stmt(
     return stmt.limit(limit)
 
 
+def safe_txid() -> int | None:
+    """Return the txid below which every event is final (PostgreSQL), or None (SQLite).
+
+    Read in its own statement, before the events: a transaction that ends between the two
+    is then already visible to the (READ COMMITTED) statement that reads the events.
+    """
+    if not _postgres():
+        return None
+    return int(db.session.execute(_SAFE_TXID).scalar_one())
+
+
 def stream_head(practice_id: str) -> int:
     """Return the cursor of the practice's latest event a reader may be served (0 if none)."""
     stmt = select(Event.id).where(Event.practice_id == practice_id)
-    if _postgres():
-        stmt = stmt.where(Event.txid < _SAFE_TXID).order_by(Event.txid.desc(), Event.id.desc())
+    bound = safe_txid()
+    if bound is not None:
+        stmt = stmt.where(Event.txid < bound).order_by(Event.txid.desc(), Event.id.desc())
     else:
         stmt = stmt.order_by(Event.id.desc())
     return db.session.scalar(stmt.limit(1)) or 0

@@ -6,7 +6,8 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from service.db import db
 from service.events import append_event, read_events
@@ -99,7 +100,7 @@ def test_a_reader_past_an_event_still_sees_one_that_commits_out_of_id_order(peop
     practice = people.riverside.id
     with db.engine.connect() as t1, db.engine.connect() as t2:
         # T2 starts writing first (older transaction id), but takes its event id last.
-        t2.execute(text("SELECT pg_current_xact_id()"))
+        t2.execute(text("UPDATE practices SET phone = phone WHERE id = :p"), {"p": practice})
         _insert(t1, practice, "T1")
         _insert(t2, practice, "T2")
         t2.commit()
@@ -107,3 +108,35 @@ def test_a_reader_past_an_event_still_sees_one_that_commits_out_of_id_order(peop
         cursor = read_events(practice_id=practice, after=None, limit=50, type="test.late")[1]
         t1.commit()
     assert _labels(practice, after=cursor) == ["T1"]  # id order broken, nothing lost
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(not POSTGRES, reason="needs TEST_DATABASE_URL=postgresql…")
+def test_a_long_transaction_in_another_database_does_not_hold_the_stream_back(people):
+    practice = people.riverside.id
+    elsewhere = create_engine(make_url(os.environ["TEST_DATABASE_URL"]))
+    try:
+        with elsewhere.connect() as other:
+            other.execute(text("SELECT pg_current_xact_id()"))  # an open writer over there
+            with db.engine.connect() as here:
+                _insert(here, practice, "here")
+                here.commit()
+            assert _labels(practice) == ["here"]
+            other.rollback()
+    finally:
+        elsewhere.dispose()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(not POSTGRES, reason="needs TEST_DATABASE_URL=postgresql…")
+def test_a_writer_here_without_events_yet_holds_the_stream_back(people):
+    practice = people.riverside.id
+    with db.engine.connect() as t1, db.engine.connect() as t2:
+        # T1 has written (it has a transaction id) and may still append an event.
+        t1.execute(text("UPDATE practices SET phone = phone WHERE id = :p"), {"p": practice})
+        _insert(t2, practice, "T2")
+        t2.commit()
+        assert _labels(practice) == []
+        _insert(t1, practice, "T1")
+        t1.commit()
+    assert _labels(practice) == ["T1", "T2"]
