@@ -133,7 +133,15 @@ def _process(
     bucket: TokenBucket,
 ) -> str:
     """Re-check, send and record one claimed message; return what became of it."""
-    decision, recipient = gate.decide(message, now, settings)
+    try:
+        decision, recipient = gate.decide(message, now, settings)
+    except Exception as exc:  # noqa: BLE001 - one unreadable message must not block the outbox
+        db.session.rollback()
+        logger.exception("dispatch: message %s cannot be checked; not sent", message.id)
+        settle(message, now, status="failed", error_message=f"send-time check failed: "
+               f"{type(exc).__name__}")  # fmt: skip
+        db.session.commit()
+        return "failed"
     if message.body is None:
         decision = policy.Decision(policy.SKIP, "no body")
     if decision.action == policy.SKIP:

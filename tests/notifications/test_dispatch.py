@@ -400,3 +400,22 @@ def test_without_an_answer_from_the_provider_nothing_is_resent(people, sms, sett
     assert run(sms, settings) == 0
     assert reload(message).status == "sending"
     assert sms.attempts == []
+
+
+def test_a_message_that_cannot_be_checked_fails_alone(people, sms, settings, monkeypatch):
+    from service.notifications import gate
+
+    broken = prompt_for(people.carol)
+    fine = queue("+15005550177", now=later(T0, seconds=1))
+    db.session.commit()
+    real = gate.decide
+
+    def decide(message, now, settings):
+        if message.id == broken.id:
+            raise LookupError("unreadable")
+        return real(message, now, settings)
+
+    monkeypatch.setattr(gate, "decide", decide)
+    assert run(sms, settings, later(T0, seconds=1)) == 1
+    assert (reload(broken).status, reload(fine).status) == ("failed", "sent")
+    assert "LookupError" in reload(broken).error_message
