@@ -17,6 +17,7 @@ from service.models import Alert, CheckIn, Client, Practice, Therapist
 from service.notifications.templates import render
 from service.outbox import enqueue_message
 from service.phones import mask
+from service.serialize import iso
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def resolve_for_checkin(checkin: CheckIn, *, by: str, now: datetime) -> int:
 def lower_for_late_reply(checkin: CheckIn, answer: str, *, now: datetime) -> None:
     """Lower a miss alert after a late reply: a late yes resolves it, a late no is noted on it."""
     for alert in alerts_for_checkin(checkin, ("missed",)):
-        alert.detail = {**(alert.detail or {}), "late_reply": answer, "late_reply_at": _iso(now)}
+        alert.detail = {**(alert.detail or {}), "late_reply": answer, "late_reply_at": iso(now)}
         if answer == "confirmed":
             resolve_alert(alert, therapist_id="late_reply", now=now)
 
@@ -201,7 +202,3 @@ def _event(kind: str, alert: Alert, now: datetime, extra: dict[str, Any]) -> Non
             **extra,
         },
     )
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

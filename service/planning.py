@@ -21,6 +21,7 @@ from service.schedule import (
     parse_local_time,
     resolve_local,
 )
+from service.serialize import iso
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def _revise(row: CheckIn, slot: Slot, now: datetime) -> None:
         setattr(row, key, value)
     row.updated_at = now
     if revived:
-        checkin_event("checkin.planned", row, now, {"revived": True, "due_at": _iso(slot.due_at)})
+        checkin_event("checkin.planned", row, now, {"revived": True, "due_at": iso(slot.due_at)})
 
 
 def _insert(source: Source, source_type: str, slot: Slot, now: datetime) -> bool:
@@ -233,7 +234,7 @@ def _insert(source: Source, source_type: str, slot: Slot, now: datetime) -> bool
     except IntegrityError:
         logger.info("planning: %s %s already planned by another writer", source_type, source.id)
         return False
-    checkin_event("checkin.planned", row, now, {"due_at": _iso(slot.due_at)})
+    checkin_event("checkin.planned", row, now, {"due_at": iso(slot.due_at)})
     return True
 
 
@@ -253,7 +254,3 @@ def checkin_event(kind: str, row: CheckIn, now: datetime, extra: dict[str, objec
             **extra,
         },
     )
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
