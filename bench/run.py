@@ -71,7 +71,7 @@ PROFILES = {
     "quick": Profile("quick", clients=400, small_clients=75, misses_due=200, misses_reps=2,
                      busy_due=500, http_seconds=3, http_connections=4, feed_requests=100,
                      dispatch_messages=200, mps=50, mps_messages=100, import_meetings=10_000,
-                     scheduler_seconds=15),
+                     scheduler_seconds=30),
     "full": Profile("full", clients=100_000, small_clients=75, misses_due=1_000, misses_reps=3,
                     busy_due=5_000, http_seconds=10, http_connections=8, feed_requests=1_000,
                     dispatch_messages=5_000, mps=50, mps_messages=300, import_meetings=10_000,
@@ -616,8 +616,10 @@ SWEEP_NAMES = ("plan_ahead", "send_reminders_and_prompts", "dispatch", "detect_m
 
 def measure_scheduler(b: Bench) -> list[Row]:
     what = f"scheduler process at {b.population.get('clients', 0):,} clients"
+    # PLAN_HORIZON_HOURS stays at the bench's 24 h, so the first planning sweep finds the
+    # steady state (every source already planned) rather than re-planning everyone.
     env = {**os.environ, **{k: str(v) for k, v in APP_OVERRIDES.items()},
-           "DATABASE_URL": b.url, "LOG_LEVEL": "INFO", "PLAN_HORIZON_HOURS": "36"}  # fmt: skip
+           "DATABASE_URL": b.url, "LOG_LEVEL": "INFO"}  # fmt: skip
     logfile = tempfile.NamedTemporaryFile(prefix="bench-scheduler-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run"],
                             cwd=REPO, env=env, stdout=logfile, stderr=subprocess.STDOUT)  # fmt: skip
@@ -701,7 +703,8 @@ def run_backend(
     if fixes:
         for u in (url, small_url):
             apply_fixes(u, fixes)
-        backend = f"{backend} + {', '.join(fixes)}"
+        applied = [f for f in fixes if f != "wal" or backend == "sqlite"]
+        backend = f"{backend} + {', '.join(applied)}" if applied else backend
     gen = Row("generate", f"generate {profile.clients:,} clients", backend,
               value=f"{sum(report.rows.values()):,} rows in {fmt_s(report.total_seconds)} "
                     f"({sum(report.rows.values()) / report.total_seconds:,.0f} rows/s)",
