@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.db import db
+from service.notifications.providers import build_provider
 
 DB_FIXTURES = {"app", "db_session", "client", "runner", "alice", "bob", "carol", "people", "make_app"}
 
@@ -152,7 +153,8 @@ def app(_app, clock: Clock):
     clock.set("2026-12-01T17:00:00Z")
     with _app.app_context():
         _wipe()
-        _app.extensions["sms"].reset() if hasattr(_app.extensions["sms"], "reset") else None
+        # A fresh fake provider per test, so one test's sends never leak into the next.
+        _app.extensions["sms"] = build_provider("fake", vars(_app.extensions["settings"]))
         yield _app
         db.session.remove()
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 17:22:25.763388
+Create Date: 2026-11-27 18:51:42.942762
 
 """
 from alembic import op
@@ -79,6 +79,7 @@ def upgrade():
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_client_id', ['client_id', 'id'], unique=False)
         batch_op.create_index('ix_events_practice_id', ['practice_id', 'id'], unique=False)
+        batch_op.create_index('ix_events_practice_txid', ['practice_id', 'txid', 'id'], unique=False)
 
     op.create_table('meeting_feeds',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -294,6 +295,7 @@ def upgrade():
     )
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.create_index('ix_alerts_client_id', ['client_id'], unique=False)
+        batch_op.create_index('ix_alerts_crisis_unescalated', ['created_at'], unique=False, postgresql_where=sa.text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"))
         batch_op.create_index('ix_alerts_practice_status', ['practice_id', 'status'], unique=False)
         batch_op.create_index('ix_alerts_unnotified', ['therapist_id'], unique=False, postgresql_where=sa.text('notified_at IS NULL'), sqlite_where=sa.text('notified_at IS NULL'))
 
@@ -414,6 +416,8 @@ def upgrade():
     )
     with op.batch_alter_table('commitments', schema=None) as batch_op:
         batch_op.create_index('ix_commitments_client_id', ['client_id'], unique=False)
+        batch_op.create_index('ix_commitments_live_quota', ['id'], unique=False, postgresql_where=sa.text("kind = 'meeting_quota' AND active AND archived_at IS NULL"), sqlite_where=sa.text("kind = 'meeting_quota' AND active AND archived_at IS NULL"))
+        batch_op.create_index('ix_commitments_planned_until', ['planned_until'], unique=False, postgresql_where=sa.text('active AND archived_at IS NULL'), sqlite_where=sa.text('active AND archived_at IS NULL'))
 
     op.create_table('disclosure_consents',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -466,6 +470,7 @@ def upgrade():
     with op.batch_alter_table('meeting_plans', schema=None) as batch_op:
         batch_op.create_index('ix_meeting_plans_client_id', ['client_id'], unique=False)
         batch_op.create_index('ix_meeting_plans_meeting_id', ['meeting_id'], unique=False)
+        batch_op.create_index('ix_meeting_plans_planned_until', ['planned_until'], unique=False, postgresql_where=sa.text('archived_at IS NULL'), sqlite_where=sa.text('archived_at IS NULL'))
 
     op.create_table('sms_consents',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -532,6 +537,8 @@ def upgrade():
     sa.UniqueConstraint('provider_sid', name=op.f('uq_messages_provider_sid'))
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.create_index('ix_messages_body_unpurged', ['created_at'], unique=False, postgresql_where=sa.text('body_purged_at IS NULL'), sqlite_where=sa.text('body_purged_at IS NULL'))
+        batch_op.create_index('ix_messages_checkin_id', ['checkin_id'], unique=False)
         batch_op.create_index('ix_messages_client_created', ['client_id', 'created_at'], unique=False)
         batch_op.create_index('ix_messages_from_created', ['from_number', 'created_at'], unique=False)
         batch_op.create_index('ix_messages_practice_id', ['practice_id', 'id'], unique=False)
@@ -551,6 +558,8 @@ def downgrade():
         batch_op.drop_index('ix_messages_practice_id')
         batch_op.drop_index('ix_messages_from_created')
         batch_op.drop_index('ix_messages_client_created')
+        batch_op.drop_index('ix_messages_checkin_id')
+        batch_op.drop_index('ix_messages_body_unpurged', postgresql_where=sa.text('body_purged_at IS NULL'), sqlite_where=sa.text('body_purged_at IS NULL'))
 
     op.drop_table('messages')
     with op.batch_alter_table('sms_consents', schema=None) as batch_op:
@@ -558,6 +567,7 @@ def downgrade():
 
     op.drop_table('sms_consents')
     with op.batch_alter_table('meeting_plans', schema=None) as batch_op:
+        batch_op.drop_index('ix_meeting_plans_planned_until', postgresql_where=sa.text('archived_at IS NULL'), sqlite_where=sa.text('archived_at IS NULL'))
         batch_op.drop_index('ix_meeting_plans_meeting_id')
         batch_op.drop_index('ix_meeting_plans_client_id')
 
@@ -567,6 +577,8 @@ def downgrade():
 
     op.drop_table('disclosure_consents')
     with op.batch_alter_table('commitments', schema=None) as batch_op:
+        batch_op.drop_index('ix_commitments_planned_until', postgresql_where=sa.text('active AND archived_at IS NULL'), sqlite_where=sa.text('active AND archived_at IS NULL'))
+        batch_op.drop_index('ix_commitments_live_quota', postgresql_where=sa.text("kind = 'meeting_quota' AND active AND archived_at IS NULL"), sqlite_where=sa.text("kind = 'meeting_quota' AND active AND archived_at IS NULL"))
         batch_op.drop_index('ix_commitments_client_id')
 
     op.drop_table('commitments')
@@ -590,6 +602,7 @@ def downgrade():
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index('ix_alerts_unnotified', postgresql_where=sa.text('notified_at IS NULL'), sqlite_where=sa.text('notified_at IS NULL'))
         batch_op.drop_index('ix_alerts_practice_status')
+        batch_op.drop_index('ix_alerts_crisis_unescalated', postgresql_where=sa.text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("kind = 'crisis' AND status = 'open' AND escalated_at IS NULL"))
         batch_op.drop_index('ix_alerts_client_id')
 
     op.drop_table('alerts')
@@ -628,6 +641,7 @@ def downgrade():
 
     op.drop_table('meeting_feeds')
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_practice_txid')
         batch_op.drop_index('ix_events_practice_id')
         batch_op.drop_index('ix_events_client_id')
 
