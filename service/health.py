@@ -32,7 +32,9 @@ def readyz():  # noqa: ANN201
         logger.warning("readiness check failed: %s", type(exc).__name__)
         db.session.rollback()
     ready = all(checks.values())
-    return jsonify(status="ready" if ready else "unavailable", checks=checks), (200 if ready else 503)
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
+        200 if ready else 503
+    )
 
 
 def init_app(app: Flask) -> None:

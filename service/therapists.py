@@ -13,7 +13,7 @@ from service.db import db, new_secret
 from service.models import ApiToken, Practice, Therapist
 
 DEFAULT_PRACTICE = "Default practice"
-TOKEN_PREFIX = "sf_"
+TOKEN_PREFIX = "sf_"  # noqa: S105 - a visible prefix, not a secret
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 

@@ -22,7 +22,17 @@ from service import create_app
 from service.db import db
 from service.notifications.providers import build_provider
 
-DB_FIXTURES = {"app", "db_session", "client", "runner", "alice", "bob", "carol", "people", "make_app"}
+DB_FIXTURES = {
+    "app",
+    "db_session",
+    "client",
+    "runner",
+    "alice",
+    "bob",
+    "carol",
+    "people",
+    "make_app",
+}
 
 
 class Clock:

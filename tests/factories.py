@@ -115,15 +115,22 @@ def make_contact(client: Client, **fields: Any) -> SupportContact:
     if scope:
         db.session.add(
             DisclosureConsent(
-                practice_id=client.practice_id, client_id=client.id, contact_id=contact.id,
-                version=1, scope=scope, granted_on=date(2026, 11, 1), recorded_at=T0,
+                practice_id=client.practice_id,
+                client_id=client.id,
+                contact_id=contact.id,
+                version=1,
+                scope=scope,
+                granted_on=date(2026, 11, 1),
+                recorded_at=T0,
             )
         )
         db.session.flush()
     return contact
 
 
-def grant_sms_consent(*, client: Client | None = None, contact: SupportContact | None = None) -> SmsConsent:
+def grant_sms_consent(
+    *, client: Client | None = None, contact: SupportContact | None = None
+) -> SmsConsent:
     """Record SMS consent version 1 for a client or a contact."""
     subject = client or contact
     assert subject is not None
@@ -207,6 +214,10 @@ def make_people() -> People:
     dave = make_contact(carol)
     db.session.commit()
     return People(
-        alice=alice, bob=bob, carol=carol, dave=dave,
-        riverside=alice.therapist.practice, harbor=bob.therapist.practice,
+        alice=alice,
+        bob=bob,
+        carol=carol,
+        dave=dave,
+        riverside=alice.therapist.practice,
+        harbor=bob.therapist.practice,
     )

@@ -10,10 +10,15 @@ from service.config import ConfigError, load_settings
 def test_defaults_need_no_configuration(tmp_path):
     s = load_settings({}, instance_path=tmp_path)
     assert s.SMS_BACKEND == "console"
-    assert s.DATABASE_URL == f"sqlite:///{(tmp_path / 'steadfast.db').resolve()}"
+    assert f"sqlite:///{(tmp_path / 'steadfast.db').resolve()}" == s.DATABASE_URL
     assert (tmp_path / "secret_key").exists()
-    assert s.SECRET_KEY == (tmp_path / "secret_key").read_text()
-    assert (s.SMS_MPS, s.SMS_DAILY_CAP, s.STALE_PROMPT_MINUTES, s.PLAN_HORIZON_HOURS) == (10.0, 6, 30, 36)
+    assert (tmp_path / "secret_key").read_text() == s.SECRET_KEY
+    assert (s.SMS_MPS, s.SMS_DAILY_CAP, s.STALE_PROMPT_MINUTES, s.PLAN_HORIZON_HOURS) == (
+        10.0,
+        6,
+        30,
+        36,
+    )
     # The development key is generated once and reused.
     assert load_settings({}, instance_path=tmp_path).SECRET_KEY == s.SECRET_KEY
 
@@ -22,9 +27,15 @@ def test_defaults_need_no_configuration(tmp_path):
     ("env", "message"),
     [
         ({"STEADFAST_ENV": "production"}, "SECRET_KEY"),
-        ({"STEADFAST_ENV": "production", "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL"),
+        (
+            {"STEADFAST_ENV": "production", "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": ""},
+            "PUBLIC_BASE_URL",
+        ),
         ({"SMS_BACKEND": "twilio"}, "TWILIO_ACCOUNT_SID"),
-        ({"SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM_NUMBER"),
+        (
+            {"SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+            "TWILIO_FROM_NUMBER",
+        ),
         ({"SMS_BACKEND": "carrier-pigeon"}, "SMS_BACKEND"),
         ({"SMS_MPS": "fast"}, "SMS_MPS"),
         ({"SMS_DAILY_CAP": "0"}, "SMS_DAILY_CAP"),
@@ -41,7 +52,11 @@ def test_bad_settings_are_refused_with_the_setting_named(tmp_path, env, message)
 
 def test_production_starts_with_its_secrets(tmp_path):
     s = load_settings(
-        {"STEADFAST_ENV": "production", "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": "https://sf.example/"},
+        {
+            "STEADFAST_ENV": "production",
+            "SECRET_KEY": "k" * 32,
+            "PUBLIC_BASE_URL": "https://sf.example/",
+        },
         instance_path=tmp_path,
     )
     assert s.production and s.PUBLIC_BASE_URL == "https://sf.example"

@@ -164,10 +164,13 @@ def page_args() -> tuple[int, str | None]:
         try:
             limit = int(raw)
         except ValueError:
-            raise ApiError(422, "limit must be an integer", errors={"limit": ["must be an integer"]}) from None
+            raise ApiError(
+                422, "limit must be an integer", errors={"limit": ["must be an integer"]}
+            ) from None
         if not 1 <= limit <= MAX_LIMIT:
             raise ApiError(
-                422, f"limit must be between 1 and {MAX_LIMIT}",
+                422,
+                f"limit must be between 1 and {MAX_LIMIT}",
                 errors={"limit": [f"must be between 1 and {MAX_LIMIT}"]},
             )
     after = request.args.get("after") or None

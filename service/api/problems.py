@@ -96,7 +96,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         db.session.rollback()
-        return problem(exc.status, exc.detail, errors=exc.errors, title=exc.title, headers=exc.headers)
+        return problem(
+            exc.status, exc.detail, errors=exc.errors, title=exc.title, headers=exc.headers
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -122,7 +124,9 @@ def init_app(app: Flask) -> None:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - the connection may already be gone
             logger.debug("rollback after database error failed", exc_info=True)
-        return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+        return problem(
+            503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -43,12 +43,22 @@ def create(
             phone = normalize_phone(phone, current_app.extensions["settings"].DEFAULT_PHONE_REGION)
         practice = get_or_create_practice(practice_name, now=now)
         therapist = create_therapist(
-            email=email, name=name, practice=practice, now=now, role=role, phone=phone,
+            email=email,
+            name=name,
+            practice=practice,
+            now=now,
+            role=role,
+            phone=phone,
             password=password,
         )
         token = issue_token(therapist, now=now)
-        record(Actor("cli", None, practice.id), "therapist.create", now=now,
-               subject_type="therapist", subject_id=therapist.id)
+        record(
+            Actor("cli", None, practice.id),
+            "therapist.create",
+            now=now,
+            subject_type="therapist",
+            subject_id=therapist.id,
+        )
         db.session.commit()
     except (TherapistError, PhoneError) as exc:
         db.session.rollback()
@@ -68,8 +78,13 @@ def token(email: str) -> None:
     if therapist is None:
         fail(f"no therapist with email {email}")
     value = issue_token(therapist, now=now)
-    record(Actor("cli", None, therapist.practice_id), "therapist.token", now=now,
-           subject_type="therapist", subject_id=therapist.id)
+    record(
+        Actor("cli", None, therapist.practice_id),
+        "therapist.token",
+        now=now,
+        subject_type="therapist",
+        subject_id=therapist.id,
+    )
     db.session.commit()
     click.echo(value)
 
@@ -84,8 +99,14 @@ def revoke(email: str) -> None:
     if therapist is None:
         fail(f"no therapist with email {email}")
     count = revoke_tokens(therapist, now=now)
-    record(Actor("cli", None, therapist.practice_id), "therapist.revoke_tokens", now=now,
-           subject_type="therapist", subject_id=therapist.id, detail={"revoked": count})
+    record(
+        Actor("cli", None, therapist.practice_id),
+        "therapist.revoke_tokens",
+        now=now,
+        subject_type="therapist",
+        subject_id=therapist.id,
+        detail={"revoked": count},
+    )
     db.session.commit()
     click.echo(f"Revoked {count} token(s) of {therapist.email}.")
 
@@ -104,7 +125,12 @@ def set_password_command(email: str, password: str) -> None:
         set_password(therapist, password)
     except TherapistError as exc:
         fail(str(exc))
-    record(Actor("cli", None, therapist.practice_id), "therapist.set_password", now=now,
-           subject_type="therapist", subject_id=therapist.id)
+    record(
+        Actor("cli", None, therapist.practice_id),
+        "therapist.set_password",
+        now=now,
+        subject_type="therapist",
+        subject_id=therapist.id,
+    )
     db.session.commit()
     click.echo(f"Password set for {therapist.email}.")
