@@ -125,6 +125,8 @@ class Bench:
         self.engine: Engine = create_engine(url)
         self.small_engine: Engine = create_engine(small_url)
         self.population: dict[str, int] = {}
+        self.feed: tuple[str, int] | None = None  # (token, series) once the feed client exists
+        self.sid_prefix = "SMbench"
 
     def close(self) -> None:
         from service.db import db
@@ -473,7 +475,8 @@ def _feed_client(b: Bench, now: datetime) -> tuple[str, int]:
 def measure_http(b: Bench, tmp: Path) -> list[Row]:
     """Feed render latency, feed polls with ETag, and the inbound webhook, under gunicorn."""
     rows: list[Row] = []
-    token, series = _feed_client(b, b.now)
+    token, series = b.feed or _feed_client(b, b.now)
+    b.feed = (token, series)
     prerendered = tmp / f"prerendered-{b.backend}.ics"
     prerendered.write_bytes(b"")
     p = b.profile
@@ -537,7 +540,7 @@ def measure_webhook(b: Bench, base: str, constant: loadgen.LoadResult) -> list[R
         to = conn.scalar(select(pr.c.sms_from_number).limit(1))
     reqs = []
     for i in range(2000):
-        params = {"MessageSid": f"SMbench{i:026d}", "AccountSid": TWILIO_ACCOUNT_SID,
+        params = {"MessageSid": f"{b.sid_prefix}{i:026d}", "AccountSid": TWILIO_ACCOUNT_SID,
                   "From": phones[i % len(phones)], "To": to, "Body": ("YES", "NO", "Y", "yes")[i % 4],
                   "NumMedia": "0"}  # fmt: skip
         signature = validator.compute_signature(f"{PUBLIC_BASE_URL}/twilio/inbound", params)
@@ -687,8 +690,45 @@ def apply_fixes(url: str, fixes: list[str]) -> None:
     engine.dispose()
 
 
+def requeue(b: Bench) -> int:
+    """Put the busy minute's texts back in the outbox, so a second dispatch pass has work."""
+    ms = _t("messages")
+    with b.engine.begin() as conn:
+        return conn.execute(
+            update(ms)
+            .where(ms.c.created_at == b.now + timedelta(seconds=2), ms.c.status != "queued")
+            .values(status="queued", provider_sid=None, claimed_at=None, sent_at=None,
+                    delivered_at=None, error_code=None, error_message=None, attempts=0)
+        ).rowcount  # fmt: skip
+
+
+def ab_pass(b: Bench, fixes: list[str], tmp: Path) -> list[Row]:
+    """Apply the proposed fixes to the same databases and measure the I/O-bound rows again."""
+    b.close()
+    for u in (b.url, b.small_url):
+        apply_fixes(u, fixes)
+    applied = [f for f in fixes if f != "wal" or b.backend == "sqlite"]
+    label = f"{b.backend} + {', '.join(applied)}"
+    after = Bench(label, b.url, b.small_url, b.now, b.profile)
+    after.population, after.feed, after.sid_prefix = b.population, b.feed, "SMfixed"
+    requeue(after)
+    rows: list[Row] = []
+    try:
+        rows += guarded("dispatch", "dispatch", label, lambda: measure_dispatch(after))
+        rows += guarded("http", "feeds and webhook under gunicorn", label,
+                        lambda: measure_http(after, tmp))  # fmt: skip
+    finally:
+        after.close()
+    return rows
+
+
 def run_backend(
-    backend: str, profile: Profile, stack: ExitStack, tmp: Path, fixes: list[str] | None = None
+    backend: str,
+    profile: Profile,
+    stack: ExitStack,
+    tmp: Path,
+    fixes: list[str] | None = None,
+    ab: list[str] | None = None,
 ) -> list[Row]:
     if backend == "postgresql":
         url = stack.enter_context(private_postgres("steadfast_bench"))
@@ -724,6 +764,8 @@ def run_backend(
                         lambda: measure_http(b, tmp))  # fmt: skip
         rows += guarded("import", "TSML import", backend, lambda: measure_import(b, tmp))
         rows += guarded("scheduler_rss", "scheduler RSS", backend, lambda: measure_scheduler(b))
+        if ab:
+            rows += ab_pass(b, ab, tmp)
     finally:
         b.close()
     return rows
@@ -775,6 +817,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--try-fix", action="append", choices=sorted(FIXES), default=[],
                         help="apply a proposed database-level fix to the bench databases")  # fmt: skip
+    parser.add_argument("--ab-fix", action="append", choices=sorted(FIXES), default=[],
+                        help="after the rows, apply the fix and measure dispatch, feeds and the "
+                             "webhook again on the same databases (same run)")  # fmt: skip
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     if args.clients:
@@ -795,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
                                 note="nothing listens on 127.0.0.1:5432"))  # fmt: skip
                 continue
             with ExitStack() as stack:
-                rows += run_backend(backend, profile, stack, tmp, args.try_fix)
+                rows += run_backend(backend, profile, stack, tmp, args.try_fix, args.ab_fix)
     elapsed = time.monotonic() - started
     md = table(rows)
     print(
