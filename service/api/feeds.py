@@ -66,7 +66,7 @@ def _not_modified(validator: feeds.FeedValidator) -> bool:
 
 
 @operation(bp, "/feeds/<token>.ics", "GET", summary="Fetch a calendar feed", auth=False,
-           media="text/calendar", errors=(429,), tags=TAGS)  # fmt: skip
+           media="text/calendar", errors=(429,), bare_errors=(404, 429, 503), tags=TAGS)  # fmt: skip
 def get_feed(token: str) -> Any:
     """The subscribable iCalendar feed; the token in the path is the only credential.
 

@@ -179,6 +179,10 @@ def _responses(op: Operation, refs: dict[tuple[type[BaseModel], str], Any]) -> d
         success["content"] = {op.media: {"schema": media_schema}}
     responses: dict[str, Any] = {str(op.status): success}
     for status in op.errors:
+        if status in op.bare_errors:
+            # Answered with an empty body on purpose (e.g. a feed miss reveals nothing).
+            responses[str(status)] = {"description": _TITLES.get(status, "Error")}
+            continue
         responses[str(status)] = {
             "description": _TITLES.get(status, "Error"),
             "content": {

@@ -81,6 +81,7 @@ class Operation:
     auth: bool
     errors: tuple[int, ...]
     media: str
+    bare_errors: tuple[int, ...] = ()
     path_params: tuple[tuple[str, str], ...] = field(default=())
 
     @property
@@ -111,6 +112,7 @@ def operation(
     auth: bool = True,
     errors: tuple[int, ...] = (),
     media: str = "application/json",
+    bare_errors: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view` as the route `rule` on `bp` and record it for the OpenAPI document."""
     method = method.upper()
@@ -142,6 +144,7 @@ def operation(
                 errors=all_errors,
                 media=media,
                 path_params=params,
+                bare_errors=bare_errors,
             )
         )
         return wrapped

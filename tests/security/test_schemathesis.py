@@ -75,21 +75,11 @@ FEED = "/feeds/{token}.ics"
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_document(case: Any, seeded, alice) -> None:
-    checks = CHECKS
-    if case.operation.path == FEED:
-        # The feed's misses are an empty 404 on purpose (nothing to learn from guessing), but
-        # the document still says problem+json: see test_feed_miss_matches_its_document.
-        checks = [not_a_server_error, status_code_conformance]
-    case.call_and_validate(app=seeded, headers=alice.headers, checks=checks)
+    case.call_and_validate(app=seeded, headers=alice.headers, checks=CHECKS)
     # A failed example must not leave the session in a broken transaction for the next one.
     db.session.rollback()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (feeds): /feeds/{token}.ics documents its 404 as application/problem+json "
-    "(spec errors default) but answers an empty body with no Content-Type",
-)
 def test_feed_miss_matches_its_document(client) -> None:
     doc = client.get("/api/v1/openapi.json").get_json()
     documented = doc["paths"][FEED]["get"]["responses"]["404"].get("content", {})
