@@ -800,13 +800,33 @@ def write_docs_block(profile: str, text_: str) -> None:
         DOCS.write_text(f"{head}{begin}\n{text_}\n{end}{tail}")
 
 
+def _pg_data_directory() -> Path | None:
+    if not pg_reachable():
+        return None
+    from bench.common import PG_ADMIN_URL
+
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            path = Path(str(conn.exec_driver_sql("SHOW data_directory").scalar()))
+        return path if path.exists() else None
+    except Exception:  # noqa: BLE001 - not a superuser, or another host: check tmp only
+        return None
+    finally:
+        engine.dispose()
+
+
 def check_disk(tmp: Path) -> None:
-    free = shutil.disk_usage(tmp).free / 1e9
-    if free < FULL_MIN_FREE_GB:
-        raise SystemExit(
-            f"bench-full needs at least {FULL_MIN_FREE_GB} GB free (PostgreSQL and SQLite copies "
-            f"of 100,000 clients); {tmp} has {free:.1f} GB. Free some space and retry."
-        )
+    """Refuse the full profile unless tmp (SQLite) and PostgreSQL's data directory have room."""
+    for where in (tmp, _pg_data_directory()):
+        if where is None:
+            continue
+        free = shutil.disk_usage(where).free / 1e9
+        if free < FULL_MIN_FREE_GB:
+            raise SystemExit(
+                f"bench-full needs at least {FULL_MIN_FREE_GB} GB free (PostgreSQL and SQLite "
+                f"copies of 100,000 clients); {where} has {free:.1f} GB. Free some space and retry."
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
