@@ -834,6 +834,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--backend", choices=("all", "sqlite", "postgresql"), default="all")
     parser.add_argument("--clients", type=int, default=None, help="override the profile's size")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--try-fix", action="append", choices=sorted(FIXES), default=[],
                         help="apply a proposed database-level fix to the bench databases")  # fmt: skip
@@ -867,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nSteadfast benchmarks, {profile.name} profile, {elapsed:.0f} s\n{machine_line(machine)}\n"
     )
     print(md)
-    RESULTS.write_text(json.dumps({"profile": profile.name, "profile_settings": vars(profile),
+    args.results.write_text(json.dumps({"profile": profile.name, "profile_settings": vars(profile),
                                    "machine": machine, "elapsed_seconds": round(elapsed, 1),
                                    "rows": [r.as_dict() for r in rows]}, indent=2, default=str) + "\n")  # fmt: skip
     if args.write_docs:
