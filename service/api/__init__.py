@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 
 BLUEPRINT_MODULES: tuple[str, ...] = (
     "clients",
@@ -29,3 +29,9 @@ def init_app(app: Flask) -> None:
     for name in BLUEPRINT_MODULES:
         module = importlib.import_module(f"service.api.{name}")
         app.register_blueprint(module.bp)
+
+    @app.after_request
+    def _nosniff(response: Response) -> Response:
+        # Every answer (JSON, problem+json, calendars, TwiML) is exactly the type it declares.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response

@@ -349,11 +349,6 @@ def test_api_matrix(app, client, world, admin, ids):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (API): no /api/v1 answer carries X-Content-Type-Options: nosniff "
-    "(the dashboard's after_request adds it for web.* only)",
-)
 def test_api_answers_carry_nosniff(app, client, world, ids):
     people = world.people
     missing = []
