@@ -842,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="after the rows, apply the fix and measure dispatch, feeds and the "
                              "webhook again on the same databases (same run)")  # fmt: skip
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the private databases and child servers are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = PROFILES[args.profile]
     if args.clients:
         profile = Profile(**{**vars(profile), "clients": args.clients})
