@@ -662,7 +662,10 @@ def measure_scheduler(b: Bench) -> list[Row]:
     row = Row("scheduler_rss", what, b.backend, value=f"peak RSS {mb:.0f} MB", goal="≤ 300 MB",
               note=note, data={"peak_kib": peak, "sweeps_done": sorted(done), "failed": failed,
                                "errors": errors})  # fmt: skip
-    return [row.judge(mb <= 300 if b.profile.name == "full" else None)]
+    at_scale = b.population.get("clients", 0) >= 100_000
+    if not at_scale and b.profile.name == "full":
+        note += "; not the 100,000-client size the goal is about"
+    return [row.judge(mb <= 300 if at_scale else None)]
 
 
 # ---------------------------------------------------------------------------------------------
