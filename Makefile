@@ -24,7 +24,7 @@ run: $(VENV)/.runtime
 
 ## make test: install the test tools and run the whole suite (SQLite unless TEST_DATABASE_URL)
 test: $(VENV)/.dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

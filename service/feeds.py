@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service import crypto
@@ -174,11 +174,28 @@ def feed_owner(row: FeedToken) -> Client | Therapist | None:
     return therapist if therapist is not None and therapist.active else None
 
 
+POLL_RECORD_INTERVAL = timedelta(minutes=5)
+
+
 def record_poll(row: FeedToken, *, now: datetime) -> None:
-    """Count one fetch of a feed (one atomic UPDATE: concurrent polls never lose a count)."""
+    """Count fetches of a feed, writing at most once per POLL_RECORD_INTERVAL per token.
+
+    Calendar servers poll every feed about hourly; a write (and fsync) on every poll made
+    polls cost a commit each. `poll_count` therefore counts recorded polls (at most one per
+    interval), and `last_seen_at` is accurate to the interval. One conditional UPDATE, so
+    concurrent polls never double-count.
+    """
+    if row.last_seen_at is not None and now - row.last_seen_at < POLL_RECORD_INTERVAL:
+        return
     db.session.execute(
         update(FeedToken)
-        .where(FeedToken.id == row.id)
+        .where(
+            FeedToken.id == row.id,
+            or_(
+                FeedToken.last_seen_at.is_(None),
+                FeedToken.last_seen_at <= now - POLL_RECORD_INTERVAL,
+            ),
+        )
         .values(poll_count=FeedToken.poll_count + 1, last_seen_at=now)
         .execution_options(synchronize_session=False)
     )

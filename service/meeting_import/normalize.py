@@ -101,6 +101,9 @@ def scalar_text(value: Any) -> str | None:
 
 
 def _clean_chars(text: str, *, multiline: bool) -> str:
+    if text.isascii() and text.isprintable():
+        # The common case: printable ASCII has no control or format characters to drop.
+        return text
     text = text.replace("\r\n", "\n")
     out = []
     for ch in text:

@@ -44,6 +44,12 @@ class CheckIn(db.Model):
             sqlite_where=text("status = 'scheduled' AND reminder_sent_at IS NULL"),
         ),
         Index(
+            "ix_checkins_closes_missed",
+            "closes_at",
+            postgresql_where=text("status = 'missed'"),
+            sqlite_where=text("status = 'missed'"),
+        ),
+        Index(
             "ix_checkins_closes_prompted",
             "closes_at",
             postgresql_where=text("status = 'prompted'"),
