@@ -227,9 +227,15 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _open(
-    target: _Target, ip: str, *, timeout: float, user_agent: str
+    target: _Target,
+    ip: str,
+    *,
+    timeout: float,
+    headers: dict[str, str],
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
-    """Send GET for target to the already vetted ip, keeping Host and SNI on the real name."""
+    """Send the request to the already vetted ip, keeping Host and SNI on the real name."""
     pool: urllib3.HTTPConnectionPool
     limits = urllib3.Timeout(connect=timeout, read=timeout)
     if target.scheme == "https":
@@ -248,14 +254,10 @@ def _open(
         pool = urllib3.HTTPConnectionPool(ip, target.port, timeout=limits, retries=False, maxsize=1)
     try:
         response = pool.urlopen(
-            "GET",
+            method,
             target.path,
-            headers={
-                "Host": target.host_header,
-                "User-Agent": user_agent,
-                "Accept": "application/json, text/csv;q=0.9, */*;q=0.5",
-                "Accept-Encoding": "identity",
-            },
+            body=body,
+            headers={**headers, "Host": target.host_header},
             redirect=False,
             retries=False,
             assert_same_host=False,
@@ -268,12 +270,18 @@ def _open(
 
 
 def _connect(
-    target: _Target, addresses: list[str], *, timeout: float, user_agent: str
+    target: _Target,
+    addresses: list[str],
+    *,
+    timeout: float,
+    headers: dict[str, str],
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
     failure: FetchError | None = None
     for ip in addresses:
         try:
-            return _open(target, ip, timeout=timeout, user_agent=user_agent)
+            return _open(target, ip, timeout=timeout, headers=headers, method=method, body=body)
         except NewConnectionError as exc:  # subclass of ConnectTimeoutError: check first
             failure = FetchError(REASON_CONNECT, f"cannot connect to {target.host}: {exc}")
         except ConnectTimeoutError:
@@ -342,7 +350,14 @@ def fetch_url(
         if remaining <= 0:
             raise FetchError(REASON_TIMEOUT, f"fetching {url} took too long")
         pool, response = _connect(
-            target, addresses, timeout=min(timeout, remaining), user_agent=user_agent
+            target,
+            addresses,
+            timeout=min(timeout, remaining),
+            headers={
+                "User-Agent": user_agent,
+                "Accept": "application/json, text/csv;q=0.9, */*;q=0.5",
+                "Accept-Encoding": "identity",
+            },
         )
         try:
             status = response.status
@@ -368,3 +383,25 @@ def fetch_url(
             response.close()
             pool.close()
     raise FetchError(REASON_REDIRECTS, f"more than {max_redirects} redirects")
+
+
+def post_url(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_private: bool,
+    timeout: float = 10,
+) -> int:
+    """POST body to url through the same guard as fetch_url (no redirects); return the status."""
+    target = _parse_target(url)
+    addresses = _vetted_addresses(target, allow_private=allow_private)
+    pool, response = _connect(
+        target, addresses, timeout=timeout, headers=headers, method="POST", body=body
+    )
+    try:
+        return response.status
+    finally:
+        # The receiver's answer body is not needed and may be large: never drain it.
+        response.close()
+        pool.close()

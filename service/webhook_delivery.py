@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
-import certifi
-import urllib3
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 BATCH = 100
-_TIMEOUT = urllib3.Timeout(connect=5.0, read=10.0)
 
 
 class DeliveryRefused(Exception):
@@ -45,59 +40,12 @@ class _Job:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
-    try:
-        addresses = [host] if _is_ip(host) else fetch.resolve_host(host, port)
-    except OSError as exc:
-        raise DeliveryRefused(f"cannot resolve {host}: {exc}") from None
-    if not addresses:
-        raise DeliveryRefused(f"{host} has no addresses")
-    if not allow_private and any(not fetch.is_public_address(a) for a in addresses):
-        raise DeliveryRefused(f"{host} resolves to a non-public address")
-    return addresses
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def post_signed(url: str, body: str, headers: dict[str, str], *, allow_private: bool) -> int:
     """POST `body` to `url`, connecting only to an address that passed the guard; return status."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in ("http", "https") or not host:
-        raise DeliveryRefused("only http(s) URLs with a host are delivered to")
-    port = parts.port or (443 if scheme == "https" else 80)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    last: Exception | None = None
-    for ip in _addresses(host, port, allow_private=allow_private):
-        if scheme == "https":
-            # Certificate and SNI are checked against the URL's name, not the pinned IP.
-            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                ip, port, timeout=_TIMEOUT, retries=False, maxsize=1,
-                cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), server_hostname=host,
-                assert_hostname=host,
-            )  # fmt: skip
-        else:
-            pool = urllib3.HTTPConnectionPool(ip, port, timeout=_TIMEOUT, retries=False, maxsize=1)
-        try:
-            response = pool.urlopen(
-                "POST", path, body=body.encode("utf-8"),
-                headers={**headers, "Host": host_header}, redirect=False, retries=False,
-                assert_same_host=False,
-            )  # fmt: skip
-            return response.status
-        except urllib3.exceptions.NewConnectionError as exc:
-            last = exc  # try the next address
-        finally:
-            pool.close()
-    raise DeliveryRefused(f"cannot connect to {host}: {last}")
+    try:
+        return fetch.post_url(url, body.encode("utf-8"), headers, allow_private=allow_private)
+    except fetch.FetchError as exc:
+        raise DeliveryRefused(exc.message) from None
 
 
 def _attempt(job: _Job, *, allow_private: bool) -> None:
@@ -118,7 +66,7 @@ def _attempt(job: _Job, *, allow_private: bool) -> None:
         job.status_code = post_signed(job.endpoint.url, body, headers, allow_private=allow_private)
         if not job.ok:
             job.error = f"HTTP {job.status_code}"
-    except (DeliveryRefused, urllib3.exceptions.HTTPError, OSError) as exc:
+    except DeliveryRefused as exc:
         job.error = str(exc)[:500]
 
 
