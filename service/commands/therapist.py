@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import click
 from flask.cli import with_appcontext
 
 from service.audit import Actor, record
 from service.commands import fail, parse_now
 from service.db import db
+from service.models import Therapist
 from service.phones import PhoneError, normalize_phone
 from service.therapists import (
     DEFAULT_PRACTICE,
@@ -68,23 +72,31 @@ def create(
     click.echo(token)
 
 
+def _therapist(email: str) -> Therapist:
+    """Return the therapist with this email, or exit non-zero saying there is none."""
+    therapist = find_by_email(email)
+    if therapist is None:
+        fail(f"no therapist with email {email}")
+    return therapist
+
+
+def _audit(therapist: Therapist, action: str, *, now: datetime, **detail: Any) -> None:
+    """Record an operator's action on a therapist."""
+    record(
+        Actor("cli", None, therapist.practice_id), action, now=now,
+        subject_type="therapist", subject_id=therapist.id, **detail,
+    )  # fmt: skip
+
+
 @group.command("token")
 @click.option("--email", required=True)
 @with_appcontext
 def token(email: str) -> None:
     """Issue a new API token, printed alone on the last line."""
     now = parse_now(None)
-    therapist = find_by_email(email)
-    if therapist is None:
-        fail(f"no therapist with email {email}")
+    therapist = _therapist(email)
     value = issue_token(therapist, now=now)
-    record(
-        Actor("cli", None, therapist.practice_id),
-        "therapist.token",
-        now=now,
-        subject_type="therapist",
-        subject_id=therapist.id,
-    )
+    _audit(therapist, "therapist.token", now=now)
     db.session.commit()
     click.echo(value)
 
@@ -95,18 +107,9 @@ def token(email: str) -> None:
 def revoke(email: str) -> None:
     """Revoke every API token of a therapist."""
     now = parse_now(None)
-    therapist = find_by_email(email)
-    if therapist is None:
-        fail(f"no therapist with email {email}")
+    therapist = _therapist(email)
     count = revoke_tokens(therapist, now=now)
-    record(
-        Actor("cli", None, therapist.practice_id),
-        "therapist.revoke_tokens",
-        now=now,
-        subject_type="therapist",
-        subject_id=therapist.id,
-        detail={"revoked": count},
-    )
+    _audit(therapist, "therapist.revoke_tokens", now=now, detail={"revoked": count})
     db.session.commit()
     click.echo(f"Revoked {count} token(s) of {therapist.email}.")
 
@@ -118,19 +121,11 @@ def revoke(email: str) -> None:
 def set_password_command(email: str, password: str) -> None:
     """Set a therapist's dashboard password."""
     now = parse_now(None)
-    therapist = find_by_email(email)
-    if therapist is None:
-        fail(f"no therapist with email {email}")
+    therapist = _therapist(email)
     try:
         set_password(therapist, password)
     except TherapistError as exc:
         fail(str(exc))
-    record(
-        Actor("cli", None, therapist.practice_id),
-        "therapist.set_password",
-        now=now,
-        subject_type="therapist",
-        subject_id=therapist.id,
-    )
+    _audit(therapist, "therapist.set_password", now=now)
     db.session.commit()
     click.echo(f"Password set for {therapist.email}.")
