@@ -19,6 +19,7 @@ from service.db import db, new_id
 from service.errors import Invalid
 from service.events import append_event, stream_head
 from service.models import Event, WebhookDelivery, WebhookEndpoint
+from service.serialize import iso
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 _CRYPTO_PURPOSE = "webhook-secret"
@@ -51,7 +52,7 @@ def event_body(event: Event) -> str:
         {
             "id": str(event.id),
             "type": event.type,
-            "occurred_at": event.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "occurred_at": iso(event.occurred_at),
             "client_id": event.client_id,
             "payload": event.payload or {},
         },

@@ -198,10 +198,3 @@ def paginate(
     if more and rows:
         next_cursor = cursor_of(rows[-1]) if cursor_of else rows[-1].id
     return {"items": items, "next": next_cursor}
-
-
-def iso(value: datetime | None) -> str | None:
-    """Format an aware instant as ISO-8601 UTC with Z."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,6 +18,7 @@ from service.db import db
 from service.meeting_import import ImportFailed, ImportReport, import_source
 from service.models import Meeting, MeetingFeed, Practice
 from service.models.vocab import RECOVERY_PATHS
+from service.serialize import iso
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,8 @@ def feeds_command(practice_name: str | None, as_json: bool) -> None:
             "fellowship": feed.fellowship,
             "default_timezone": feed.default_timezone,
             "active_meetings": active,
-            "last_imported_at": _iso(feed.last_imported_at),
-            "next_refresh_at": _iso(feed.next_refresh_at),
+            "last_imported_at": iso(feed.last_imported_at),
+            "next_refresh_at": iso(feed.next_refresh_at),
             "last_error": feed.last_error,
         }  # fmt: skip
         for feed, name, active in db.session.execute(stmt)
@@ -172,7 +173,3 @@ def feeds_command(practice_name: str | None, as_json: bool) -> None:
         )
         if row["last_error"]:
             click.echo(f"  last error: {row['last_error']}")
-
-
-def _iso(value: Any) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None

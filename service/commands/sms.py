@@ -14,6 +14,7 @@ from service.commands import fail, parse_now
 from service.db import db, utcnow
 from service.models import Message
 from service.phones import PhoneError, mask, normalize_phone
+from service.serialize import iso
 
 group = click.Group("sms", help="Receive a text locally, list the outbox, send a test text.")
 
@@ -67,7 +68,7 @@ def outbox(limit: int) -> None:
         return
     for m in rows:
         fields = [
-            m.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            iso(m.created_at),
             m.status,
             m.purpose,
             m.template or "-",
