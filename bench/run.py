@@ -732,6 +732,7 @@ def run_backend(
     tmp: Path,
     fixes: list[str] | None = None,
     ab: list[str] | None = None,
+    only: set[str] | None = None,
 ) -> list[Row]:
     if backend == "postgresql":
         url = stack.enter_context(private_postgres("steadfast_bench"))
@@ -759,14 +760,19 @@ def run_backend(
     b.population = dict(report.rows)
     rows = [gen]
     try:
-        rows += guarded("detect_misses", "detect misses", backend, lambda: measure_misses(b))
-        rows += guarded("plan_ahead", "plan ahead", backend, lambda: measure_plan(b))
-        rows += guarded("busy_minute", "busy minute", backend, lambda: measure_busy_minute(b))
-        rows += guarded("dispatch", "dispatch", backend, lambda: measure_dispatch(b))
-        rows += guarded("http", "feeds and webhook under gunicorn", backend,
-                        lambda: measure_http(b, tmp))  # fmt: skip
-        rows += guarded("import", "TSML import", backend, lambda: measure_import(b, tmp))
-        rows += guarded("scheduler_rss", "scheduler RSS", backend, lambda: measure_scheduler(b))
+        steps: list[tuple[str, str, Callable[[], list[Row]]]] = [
+            ("detect_misses", "detect misses", lambda: measure_misses(b)),
+            ("plan_ahead", "plan ahead", lambda: measure_plan(b)),
+            ("busy_minute", "busy minute", lambda: measure_busy_minute(b)),
+            ("dispatch", "dispatch", lambda: measure_dispatch(b)),
+            ("http", "feeds and webhook under gunicorn", lambda: measure_http(b, tmp)),
+            ("import", "TSML import", lambda: measure_import(b, tmp)),
+            ("scheduler_rss", "scheduler RSS", lambda: measure_scheduler(b)),
+        ]
+        for key, what, fn in steps:
+            if only and key not in only:
+                continue
+            rows += guarded(key, what, backend, fn)
         if ab:
             rows += ab_pass(b, ab, tmp)
     finally:
@@ -844,13 +850,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ab-fix", action="append", choices=sorted(FIXES), default=[],
                         help="after the rows, apply the fix and measure dispatch, feeds and the "
                              "webhook again on the same databases (same run)")  # fmt: skip
+    parser.add_argument("--only", action="append", default=[],
+                        choices=("detect_misses", "plan_ahead", "busy_minute", "dispatch", "http",
+                                 "import", "scheduler_rss"),
+                        help="measure only these steps (repeatable); for working on one row")  # fmt: skip
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the private databases and child servers are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = PROFILES[args.profile]
     if args.clients:
         profile = Profile(**{**vars(profile), "clients": args.clients})
-    if args.write_docs and (args.clients or args.backend != "all" or args.try_fix):
+    if args.write_docs and (args.clients or args.backend != "all" or args.try_fix or args.only):
         parser.error("--write-docs records only a whole, unmodified profile run")
     started = time.monotonic()
     machine = machine_info()
@@ -866,7 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                                 note="nothing listens on 127.0.0.1:5432"))  # fmt: skip
                 continue
             with ExitStack() as stack:
-                rows += run_backend(backend, profile, stack, tmp, args.try_fix, args.ab_fix)
+                rows += run_backend(backend, profile, stack, tmp, args.try_fix, args.ab_fix,
+                                    set(args.only))
     elapsed = time.monotonic() - started
     md = table(rows)
     print(
