@@ -46,7 +46,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        # A busy writer makes others wait instead of failing with "database is locked".
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_timeout": 5}
+    from service.db import engine_options
+
+    return engine_options(url)

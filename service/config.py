@@ -70,6 +70,9 @@ class Settings:
     MEETING_FEED_REFRESH_HOURS: int = 24
     ALLOW_PRIVATE_FEED_URLS: bool = False
     LOG_LEVEL: str = "INFO"
+    # Multiplies every scheduler interval (service.jobs.scheduler.INTERVALS); below 1 only for
+    # tests and demos that need sweeps every few seconds.
+    SCHEDULER_INTERVAL_SCALE: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +90,7 @@ _PARSERS = {
     "MESSAGE_BODY_RETENTION_DAYS": lambda n, v: _int(n, v, 1),
     "MEETING_FEED_REFRESH_HOURS": lambda n, v: _int(n, v, 1),
     "ALLOW_PRIVATE_FEED_URLS": _bool,
+    "SCHEDULER_INTERVAL_SCALE": lambda n, v: _float(n, v),
 }
 
 
@@ -131,6 +135,8 @@ def _validate(s: Settings, instance_path: Path) -> None:
             missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         if missing:
             raise ConfigError(f"SMS_BACKEND=twilio needs {', '.join(missing)}")
+    if not s.SCHEDULER_INTERVAL_SCALE > 0:
+        raise ConfigError("SCHEDULER_INTERVAL_SCALE must be greater than 0")
     if not s.PUBLIC_BASE_URL.startswith(("http://", "https://")):
         raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
     s.PUBLIC_BASE_URL = s.PUBLIC_BASE_URL.rstrip("/")

@@ -6,14 +6,23 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from service.db import db
+from service.db import db, is_database_outage
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "about:blank"
+# Seconds a client is told to wait when the database is unavailable (a restart takes a few).
+DATABASE_RETRY_AFTER = "5"
+_DATABASE_DOWN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable - Steadfast</title>
+</head><body><h1>Temporarily unavailable</h1>
+<p>Steadfast cannot reach its database right now. Nothing you saved is lost; reload this page
+in a few seconds.</p></body></html>
+"""
 
 
 class ApiError(Exception):
@@ -115,19 +124,6 @@ def init_app(app: Flask) -> None:
             headers["Allow"] = ", ".join(valid)
         return problem(status, detail, headers=headers)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
-    def _database_down(exc: Exception) -> Response:
-        # A database that is unreachable or restarting: fail fast and say so; never a 500.
-        logger.warning("database error answered 503: %s", type(exc).__name__)
-        try:
-            db.session.rollback()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            logger.debug("rollback after database error failed", exc_info=True)
-        return problem(
-            503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
-        )
-
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         logger.exception("unhandled error on %s %s", request.method, request.path)
@@ -135,3 +131,28 @@ def init_app(app: Flask) -> None:
         if not _wants_problem():
             return Response("Internal Server Error", status=500)
         return problem(500, "internal error")
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def _database_error(exc: Exception) -> Any:
+        # Down, restarting or out of connections: 503. A constraint or SQL error is a bug: 500.
+        if not is_database_outage(exc):
+            return _unexpected(exc)
+        return database_unavailable(exc)
+
+
+def database_unavailable(exc: BaseException) -> Response:
+    """Answer 503 with Retry-After for a database that is down or restarting; never a 500.
+
+    The API, webhooks and health get problem+json; the dashboard a self-contained page (its
+    usual layout reads the signed-in user from the database that just failed).
+    """
+    logger.warning("database unavailable, answered 503: %s", type(exc).__name__)
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        logger.debug("rollback after database error failed", exc_info=True)
+    headers = {"Retry-After": DATABASE_RETRY_AFTER}
+    if _wants_problem():
+        return problem(503, "the database is unavailable; try again shortly", headers=headers)
+    return Response(_DATABASE_DOWN_PAGE, status=503, mimetype="text/html", headers=headers)

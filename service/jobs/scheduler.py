@@ -6,8 +6,10 @@ import fcntl
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from service.db import db, utcnow
+from service.db import db, is_database_outage, utcnow
 from service.jobs.sweeps import SWEEPS
 
 logger = logging.getLogger(__name__)
@@ -38,28 +40,139 @@ INTERVALS: dict[str, int] = {
 JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
 
 
+# Back-off while the database is unreachable: 2, 4, 8 … seconds, at most 2 minutes.
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 120.0
+
+
 class SchedulerLocked(RuntimeError):
     """Another scheduler process already runs against this SQLite database."""
 
 
-def _job(app: Flask, name: str, sweep: Callable[[datetime], int]) -> Callable[[], None]:
+def backoff_delay(
+    failures: int, *, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS
+) -> float:
+    """Seconds to hold every sweep after `failures` consecutive database outages (0: none)."""
+    if failures <= 0:
+        return 0.0
+    return min(cap, base * 2.0 ** min(failures - 1, 62))
+
+
+class DatabaseBackoff:
+    """Shared by every sweep of one process: how long to hold off while the database is down.
+
+    Sweeps that fail together (the database went away under several at once) count as one
+    failure: only a failure after the current hold has ended makes the next hold longer.
+    A success ends the back-off.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: float = BACKOFF_BASE_SECONDS,
+        cap: float = BACKOFF_CAP_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base, self.cap, self.clock = base, cap, clock
+        self.failures = 0
+        self.resume_at = 0.0
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        """Seconds left in the current hold (0 when sweeps may run)."""
+        return max(0.0, self.resume_at - self.clock())
+
+    def failed(self) -> float:
+        """Record an outage seen by a sweep; return the seconds every sweep now waits."""
+        with self._lock:
+            now = self.clock()
+            if now >= self.resume_at:
+                self.failures += 1
+                self.resume_at = now + backoff_delay(self.failures, base=self.base, cap=self.cap)
+            return max(0.0, self.resume_at - now)
+
+    def succeeded(self) -> int:
+        """Record a sweep that reached the database; return the failures it ends (0: none)."""
+        with self._lock:
+            ended, self.failures = self.failures, 0
+            return ended
+
+
+def _forget_connections() -> None:
+    """Roll back and drop every pooled connection: after an outage they are all dead."""
+    for step in (db.session.rollback, db.engine.dispose):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - the connections may already be gone
+            logger.debug("cleanup after a database outage failed", exc_info=True)
+
+
+def _job(
+    app: Flask,
+    name: str,
+    sweep: Callable[[datetime], int],
+    backoff: DatabaseBackoff | None = None,
+    hold: Callable[[float], None] | None = None,
+) -> Callable[[], None]:
+    """Wrap a sweep: log its count; on an outage clean up and hold every sweep (back-off)."""
+    backoff = backoff or DatabaseBackoff()
+
     def run() -> None:
+        # Held jobs are moved to the end of the hold (hold()); this catches any that were not.
+        if backoff.remaining() > 0.5:
+            logger.debug("sweep %s held: database back-off", name)
+            return
         with app.app_context():
             try:
                 count = sweep(utcnow())
+                ended = backoff.succeeded()
+                if ended:
+                    logger.warning(
+                        "database reachable again after %d failed attempts; sweeps resume", ended
+                    )
                 logger.info("sweep %s: %d", name, count)
-            except Exception:  # noqa: BLE001 - logged; the next interval tries again
-                logger.exception("sweep %s failed", name)
+            except Exception as exc:  # noqa: BLE001 - logged; never kills the process
+                if not is_database_outage(exc):
+                    logger.exception("sweep %s failed", name)
+                    return
+                _forget_connections()
+                delay = backoff.failed()
+                logger.warning(
+                    "sweep %s: database unavailable (%s); sweeps back off %.1f s "
+                    "(attempt %d failed)",
+                    name,
+                    type(exc).__name__,
+                    delay,
+                    backoff.failures,
+                )
+                if hold is not None:
+                    hold(delay)
             finally:
-                db.session.remove()
+                try:
+                    db.session.remove()
+                except Exception:  # noqa: BLE001 - a dead connection may refuse to close
+                    logger.debug("session cleanup failed", exc_info=True)
 
     run.__name__ = f"sweep_{name}"
     return run
 
 
+def _hold_jobs(scheduler: BlockingScheduler) -> Callable[[float], None]:
+    """Return hold(seconds): no sweep runs before then; all run (once) when it ends."""
+
+    def hold(seconds: float) -> None:
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        for job in scheduler.get_jobs():
+            if job.next_run_time is not None and job.next_run_time < until:
+                job.modify(next_run_time=until)
+
+    return hold
+
+
 def build_scheduler(app: Flask) -> BlockingScheduler:
     """Return a BlockingScheduler (UTC, in-memory jobs) with every sweep on its interval."""
     sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    scale = float(app.extensions["settings"].SCHEDULER_INTERVAL_SCALE)
     # One worker on SQLite (one writer anyway); a few on PostgreSQL so a slow webhook
     # receiver does not hold up the texts.
     scheduler = BlockingScheduler(
@@ -68,11 +181,13 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         executors={"default": ThreadPoolExecutor(1 if sqlite else 4)},
         job_defaults=JOB_OPTIONS,
     )
+    backoff = DatabaseBackoff()
+    hold = _hold_jobs(scheduler)
     for name, sweep in SWEEPS:
         scheduler.add_job(
-            _job(app, name, sweep),
+            _job(app, name, sweep, backoff, hold),
             "interval",
-            seconds=INTERVALS[name],
+            seconds=max(0.5, INTERVALS[name] * scale),
             id=name,
             name=name,
             next_run_time=datetime.now(UTC),
