@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -17,3 +18,33 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper() if isinstance(level, str) else level)
     # Alembic announces every plugin at INFO on each readiness check.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    mask_request_logs()
+
+
+# Paths whose last segment is a credential: a calendar feed token, a set-password link.
+_SECRET_PATHS = re.compile(r"(/feeds/|/set-password/)[^\s/?\"']+")
+
+
+def mask_secrets(text: str) -> str:
+    """Replace the credential in feed and set-password paths with `***` (keeps the suffix)."""
+    return _SECRET_PATHS.sub(
+        lambda m: m.group(1) + ("***.ics" if m.group(0).endswith(".ics") else "***"), text
+    )
+
+
+class SecretPathFilter(logging.Filter):
+    """Mask credentials in the request lines the development server logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def mask_request_logs() -> None:
+    """Install the mask on werkzeug's request log, once."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, SecretPathFilter) for f in logger.filters):
+        logger.addFilter(SecretPathFilter())
