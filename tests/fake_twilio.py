@@ -11,7 +11,7 @@ import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
@@ -93,6 +93,13 @@ class FakeTwilio:
     requests: list[RecordedRequest] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     page_size_default: int = 50
+    # Twilio's clock. Tests that move the app's clock pass theirs, so messages are dated in
+    # the same (simulated) time the app reconciles against; wall time otherwise.
+    clock: Callable[[], datetime] | None = None
+
+    def now(self) -> datetime:
+        """Return the server's idea of the current time (the test clock, when given)."""
+        return self.clock() if self.clock is not None else datetime.now(UTC)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -186,7 +193,7 @@ class FakeTwilio:
             message = self.messages[sid]
             message["status"] = status
             message["error_code"] = error_code
-            message["date_updated"] = _rfc2822(datetime.now(UTC))
+            message["date_updated"] = _rfc2822(self.now())
 
     def posts(self) -> list[RecordedRequest]:
         """Return the recorded POSTs that tried to create a message."""
@@ -338,7 +345,7 @@ class FakeTwilio:
             return _error(400, 21211, to=to)
         if len(body) > 1600:
             return _error(400, 21617)
-        now = datetime.now(UTC)
+        now = self.now()
         stamp = _rfc2822(now)
         message = {
             "sid": "SM" + uuid.UUID(int=self._random.getrandbits(128)).hex,

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from service.db import db
-from service.models import Alert, CheckIn, Event, Message
+from service.escalation import consecutive_misses, occurrence_label, should_alert
+from service.models import Alert, CheckIn, Commitment, Event, MeetingPlan, Message
 from service.models.vocab import CHECKIN_FINAL
 from tests.factories import (
     make_client,
@@ -33,9 +34,14 @@ OUR_NUMBER = "+15005550006"
 
 
 @pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
-    """A fake Twilio API served from this test process on 127.0.0.1."""
-    yield from fake_twilio_fixture()
+def fake_twilio(clock: Any) -> Iterator[FakeTwilio]:
+    """A fake Twilio API served from this test process on 127.0.0.1, dated by the test clock.
+
+    The schedulers run at simulated instants (`jobs tick --now`); reconciling a text left
+    `sending` asks Twilio for what it created around the claim, so Twilio must live in the
+    same simulated time or a text it did create is never found (and is sent again).
+    """
+    yield from fake_twilio_fixture(clock=clock)
 
 
 def scheduler_env(database_url: str, server: FakeTwilio, **extra: str) -> dict[str, str]:
@@ -127,25 +133,57 @@ def assert_nothing_lost_or_doubled(server: FakeTwilio, final_now: Any) -> dict[s
     # One prompt per check-in at most (per recipient), however often a process died.
     prompts = Counter((m.checkin_id, m.to_number, m.purpose) for m in sent_rows if m.checkin_id)
     assert all(n == 1 for n in prompts.values()), [k for k, n in prompts.items() if n > 1]
+    # ... and at least once: every check-in that was asked has its prompt at Twilio.
+    prompted = {c.id for c in checkins if c.prompted_at is not None}
+    texted = {m.checkin_id for m in sent_rows if m.purpose == "prompt"}
+    assert prompted == texted, (prompted - texted, texted - prompted)
 
     alerts = db.session.scalars(select(Alert)).all()
     keys = Counter((a.kind, a.source_id, a.occurrence) for a in alerts)
     assert all(n == 1 for n in keys.values()), [k for k, n in keys.items() if n > 1]
     missed = [c for c in checkins if c.status == "missed"]
-    alerted = {a.source_id for a in alerts if a.kind == "missed"}
+    # Every miss that reached its source's threshold raised exactly one alert, and no other
+    # `missed` alert exists. The scenario has no replies, so the final history of each source
+    # is the history its sweep saw when it closed the check-in.
+    expected = expected_miss_alerts(checkins)
+    alerted = Counter((a.source_id, a.occurrence) for a in alerts if a.kind == "missed")
+    assert set(alerted) == expected, (set(alerted) - expected, expected - set(alerted))
+    assert all(n == 1 for n in alerted.values()), [k for k, n in alerted.items() if n > 1]
     events = db.session.scalars(select(Event)).all()
     assert len({e.id for e in events}) == len(events)
     return {
         "checkins": len(checkins),
         "final": sum(c.status in CHECKIN_FINAL for c in checkins),
         "missed": len(missed),
-        "missed_sources_alerted": len(alerted),
+        "miss_alerts": sum(alerted.values()),
         "alerts": len(alerts),
         "outbound_rows": len(outbound),
+        "prompted": len(prompted),
         "sent": len(sent_rows),
         "twilio_posts": len(server.posts()),
         "events": len(events),
     }
+
+
+def expected_miss_alerts(checkins: list[CheckIn]) -> set[tuple[str, str]]:
+    """(source, occurrence) of every miss that made its source's run of misses reach the threshold."""
+    thresholds = {
+        **{p.id: p.escalate_after_misses for p in db.session.scalars(select(MeetingPlan))},
+        **{c.id: c.escalate_after_misses for c in db.session.scalars(select(Commitment))},
+    }
+    by_source: dict[str, list[CheckIn]] = {}
+    for row in checkins:
+        by_source.setdefault(row.source_id, []).append(row)
+    expected = set()
+    for source_id, rows in by_source.items():
+        rows.sort(key=lambda r: r.event_at)
+        for i, row in enumerate(rows):
+            if row.status != "missed":
+                continue
+            history = [r.status for r in reversed(rows[: i + 1])]
+            if should_alert(consecutive_misses(history), thresholds[source_id]):
+                expected.add((source_id, occurrence_label(row.occurrence)))
+    return expected
 
 
 def read_event_stream(client: Any, headers: dict[str, str]) -> list[str]:
