@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, literal_column, select, text, tuple_
+from sqlalchemy import Select, insert, literal_column, select, text, tuple_
 
 from service.db import db
 from service.models import Event
@@ -67,6 +67,35 @@ def append_event(
         event.txid = literal_column("pg_current_xact_id()::text::bigint")
     db.session.add(event)
     return event
+
+
+# Events per INSERT statement in `append_events`.
+_EVENTS_CHUNK = 1000
+_EVENT_KEYS = ("type", "practice_id", "client_id", "subject_type", "subject_id", "payload")
+
+
+def append_events(events: list[dict[str, Any]]) -> None:
+    """Append many events to the caller's unit of work in one INSERT, in list order.
+
+    Each dict has `type`, `occurred_at` and optionally the other `append_event` arguments.
+    Pending ORM changes are flushed first, so events added earlier keep lower ids.
+    """
+    if not events:
+        return
+    db.session.flush()
+    stmt = insert(Event.__table__)
+    if _postgres():
+        stmt = stmt.values(txid=literal_column("pg_current_xact_id()::text::bigint"))
+    rows = [
+        {
+            **{key: event.get(key) for key in _EVENT_KEYS},
+            "payload": event.get("payload") or {},
+            "occurred_at": event["occurred_at"],
+        }
+        for event in events
+    ]
+    for start in range(0, len(rows), _EVENTS_CHUNK):
+        db.session.execute(stmt, rows[start : start + _EVENTS_CHUNK])
 
 
 def _postgres() -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, or_, select, update
 
 from service.db import db
-from service.models import Client, Commitment, MeetingPlan
-from service.planning import Source, sync_source
+from service.models import Client, Commitment, Meeting, MeetingPlan, SupportContact
+from service.planning import IN_CHUNK, Source, sync_sources
 from service.schedule import get_zone, resolve_local
 
 # A scheduler that was down does not plan further back than this: the catch-up rows end
@@ -55,27 +57,89 @@ def due_sources_stmt(model: type[Source], until: datetime) -> Select[tuple[Sourc
     return stmt
 
 
+# Sources claimed, planned and committed together by the planning sweep.
+PLAN_BATCH = 500
+
+
 def plan_due_sources(now: datetime, *, horizon: timedelta) -> int:
     """Materialise check-ins up to now + horizon for every source whose watermark lags."""
+    return sum(plan_due_batches(now, horizon=horizon))
+
+
+def plan_due_batches(
+    now: datetime, *, horizon: timedelta, batch: int = PLAN_BATCH
+) -> Iterator[int]:
+    """Plan the lagging sources a batch at a time, yielding each batch's count of new rows.
+
+    The caller may commit after each yield (the sweep does): a batch's claims, check-ins
+    and events are complete by then, and committing releases its row locks.
+    """
     until = now + horizon
-    created = 0
     for model in (MeetingPlan, Commitment):
-        for source in db.session.scalars(due_sources_stmt(model, until)).all():
-            client = db.session.get(Client, source.client_id)
-            lo = planning_start(source, client, now)
-            previous = source.planned_until
-            claimed = db.session.execute(
+        after: str | None = None
+        while True:
+            stmt = due_sources_stmt(model, until).limit(batch)
+            if after is not None:
+                stmt = stmt.where(model.id > after)
+            sources = list(db.session.scalars(stmt))
+            if not sources:
+                break
+            after = sources[-1].id
+            yield _plan_batch(model, sources, now, until)
+            if len(sources) < batch:
+                break
+
+
+def _plan_batch(model: type[Source], sources: list[Source], now: datetime, until: datetime) -> int:
+    """Claim a batch of sources (watermark compare-and-set) and plan the claimed ones."""
+    clients = _load(Client, {source.client_id for source in sources})
+    # Held while the batch is planned (the session's identity map is weak), so that
+    # `source.meeting` and the verifier look-ups find them without a query each.
+    meetings = _load(Meeting, {s.meeting_id for s in sources}) if model is MeetingPlan else {}
+    contacts = _load(
+        SupportContact, {s.verifier_contact_id for s in sources if s.verifier_contact_id}
+    )
+    work: list[tuple[Source, Client, datetime]] = []
+    by_previous: dict[datetime | None, list[Source]] = {}
+    for source in sources:
+        by_previous.setdefault(source.planned_until, []).append(source)
+    claimed: set[str] = set()
+    for previous, group in by_previous.items():
+        # Claimed only if the watermark is still the one read: a planner that got there
+        # first moved it, and this one leaves the source to it.
+        ids = [source.id for source in group]
+        for start in range(0, len(ids), IN_CHUNK):
+            result = db.session.execute(
                 update(model)
                 .where(
-                    model.id == source.id,
+                    model.id.in_(ids[start : start + IN_CHUNK]),
                     model.planned_until.is_(None)
                     if previous is None
                     else model.planned_until == previous,
                 )
                 .values(planned_until=until)
+                .returning(model.id)
                 .execution_options(synchronize_session=False)
             )
-            db.session.expire(source, ["planned_until"])
-            if claimed.rowcount == 1:
-                created += sync_source(source, client, lo, until, now=now)
+            claimed.update(result.scalars())
+    for source in sources:
+        client = clients[source.client_id]
+        lo = planning_start(source, client, now)
+        db.session.expire(source, ["planned_until"])
+        if source.id in claimed:
+            work.append((source, client, lo))
+    created = sync_sources(work, until, now=now)
+    del meetings, contacts
     return created
+
+
+def _load(model: type[Any], ids: set[str]) -> dict[str, Any]:
+    """Load rows by id into the session, a few IN queries for the lot."""
+    found: dict[str, Any] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), IN_CHUNK):
+        for row in db.session.scalars(
+            select(model).where(model.id.in_(wanted[start : start + IN_CHUNK]))
+        ):
+            found[row.id] = row
+    return found

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.db import db, new_id
 from service.escalation import occurrence_label
-from service.events import append_event
+from service.events import append_event, append_events
 from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
 from service.quiet_hours import QuietHours, close_time, defer_question, place_reminder
 from service.schedule import (
@@ -151,44 +153,108 @@ def sync_source(
     Existing rows are revised only while they are still in the future and unanswered:
     moved or dropped occurrences are cancelled, cancelled ones wanted again are revived.
     """
-    source_type = source_type_of(source)
-    slots = {slot.occurrence: slot for slot in desired_slots(source, client, lo, hi)}
-    existing = {
-        row.occurrence: row
-        for row in db.session.scalars(
-            select(CheckIn).where(
-                CheckIn.source_type == source_type,
-                CheckIn.source_id == source.id,
-                CheckIn.event_at >= lo,
-                CheckIn.event_at < hi,
-            )
-        )
-    }
-    reason = not_plannable(source, client)
-    for occurrence, row in existing.items():
-        if row.event_at <= now or row.status not in ("scheduled", "cancelled"):
-            continue  # the past and the answered are history
-        slot = slots.get(occurrence)
-        if slot is None and row.status == "scheduled":
-            why = reason or paused_reason(source, client, occurrence) or "rescheduled"
-            _cancel(row, why, now)
-        elif slot is not None:
-            _revise(row, slot, now)
+    return sync_sources([(source, client, lo)], hi, now=now)
+
+
+def sync_sources(
+    batch: Sequence[tuple[Source, Client, datetime]], hi: datetime, *, now: datetime
+) -> int:
+    """`sync_source` for many (source, client, lo) at once; return how many were created.
+
+    A few queries per batch instead of several per source: the existing check-ins of all the
+    sources in one SELECT, the new ones in one INSERT … ON CONFLICT DO NOTHING, and their
+    events in one INSERT, all in the caller's transaction. The unique (source, occurrence)
+    key stays the guard: a row another writer already planned is skipped, not duplicated.
+    """
+    existing = _existing_rows(batch, hi)
+    events: list[dict[str, object]] = []
+    new_rows: list[dict[str, object]] = []
+    plans: list[tuple[Source, str, list[dict[str, object]]]] = []
+    for source, client, lo in batch:
+        source_type = source_type_of(source)
+        slots = {slot.occurrence: slot for slot in desired_slots(source, client, lo, hi)}
+        rows = {
+            row.occurrence: row
+            for row in existing.get((source_type, source.id), ())
+            if row.event_at >= lo
+        }
+        reason = not_plannable(source, client)
+        for occurrence, row in rows.items():
+            if row.event_at <= now or row.status not in ("scheduled", "cancelled"):
+                continue  # the past and the answered are history
+            slot = slots.get(occurrence)
+            if slot is None and row.status == "scheduled":
+                why = reason or paused_reason(source, client, occurrence) or "rescheduled"
+                events.append(_cancel(row, why, now))
+            elif slot is not None:
+                event = _revise(row, slot, now)
+                if event is not None:
+                    events.append(event)
+        wanted = [
+            _new_row(source, source_type, slot, now)
+            for occurrence, slot in slots.items()
+            if occurrence not in rows
+        ]
+        new_rows.extend(wanted)
+        plans.append((source, source_type, wanted))
+    inserted = _insert_rows(new_rows)
     created = 0
-    for occurrence, slot in slots.items():
-        if occurrence not in existing and _insert(source, source_type, slot, now):
+    for source, source_type, wanted in plans:
+        for values in wanted:
+            if values["id"] not in inserted:
+                logger.info(
+                    "planning: %s %s already planned by another writer", source_type, source.id
+                )
+                continue
             created += 1
+            events.append(
+                _event_values(
+                    "checkin.planned", values, now, {"due_at": iso(values["due_at"])}
+                )
+            )
+    append_events(events)
     return created
 
 
-def _cancel(row: CheckIn, why: str, now: datetime) -> None:
+def _existing_rows(
+    batch: Sequence[tuple[Source, Client, datetime]], hi: datetime
+) -> dict[tuple[str, str], list[CheckIn]]:
+    """Load the check-ins of the batch's sources from the earliest `lo` up to `hi`."""
+    by_type: dict[str, list[str]] = {}
+    lows = [lo for _source, _client, lo in batch if lo < hi]
+    if not lows:
+        return {}
+    for source, _client, lo in batch:
+        if lo < hi:
+            by_type.setdefault(source_type_of(source), []).append(source.id)
+    found: dict[tuple[str, str], list[CheckIn]] = {}
+    for source_type, ids in by_type.items():
+        for start in range(0, len(ids), IN_CHUNK):
+            stmt = select(CheckIn).where(
+                CheckIn.source_type == source_type,
+                CheckIn.source_id.in_(ids[start : start + IN_CHUNK]),
+                CheckIn.event_at >= min(lows),
+                CheckIn.event_at < hi,
+            )
+            for row in db.session.scalars(stmt):
+                found.setdefault((row.source_type, row.source_id), []).append(row)
+    return found
+
+
+# Ids per IN list: well inside SQLite's and PostgreSQL's bound-parameter limits.
+IN_CHUNK = 500
+# Rows per INSERT statement of new check-ins (each runs as multi-row VALUES batches).
+INSERT_CHUNK = 1000
+
+
+def _cancel(row: CheckIn, why: str, now: datetime) -> dict[str, object]:
     row.status = "cancelled"
     row.skip_reason = why
     row.updated_at = now
-    checkin_event("checkin.cancelled", row, now, {"reason": why})
+    return checkin_event_values("checkin.cancelled", row, now, {"reason": why})
 
 
-def _revise(row: CheckIn, slot: Slot, now: datetime) -> None:
+def _revise(row: CheckIn, slot: Slot, now: datetime) -> dict[str, object] | None:
     revived = row.status == "cancelled"
     changes = {
         "event_at": slot.event_at,
@@ -201,41 +267,96 @@ def _revise(row: CheckIn, slot: Slot, now: datetime) -> None:
     if revived:
         changes.update(status="scheduled", skip_reason=None, prompt_code=None)
     if all(getattr(row, key) == value for key, value in changes.items()):
-        return
+        return None
     for key, value in changes.items():
         setattr(row, key, value)
     row.updated_at = now
     if revived:
-        checkin_event("checkin.planned", row, now, {"revived": True, "due_at": iso(slot.due_at)})
+        return checkin_event_values(
+            "checkin.planned", row, now, {"revived": True, "due_at": iso(slot.due_at)}
+        )
+    return None
 
 
-def _insert(source: Source, source_type: str, slot: Slot, now: datetime) -> bool:
-    row = CheckIn(
-        id=new_id("ci"),
-        practice_id=source.practice_id,
-        client_id=source.client_id,
-        source_type=source_type,
-        source_id=source.id,
-        occurrence=slot.occurrence,
-        event_at=slot.event_at,
-        due_at=slot.due_at,
-        closes_at=slot.closes_at,
-        reminder_at=slot.reminder_at,
-        verifier_contact_id=slot.verifier_contact_id,
-        status="scheduled",
-        created_at=now,
-        updated_at=now,
+def _new_row(source: Source, source_type: str, slot: Slot, now: datetime) -> dict[str, object]:
+    return {
+        "id": new_id("ci"),
+        "practice_id": source.practice_id,
+        "client_id": source.client_id,
+        "source_type": source_type,
+        "source_id": source.id,
+        "occurrence": slot.occurrence,
+        "event_at": slot.event_at,
+        "due_at": slot.due_at,
+        "closes_at": slot.closes_at,
+        "reminder_at": slot.reminder_at,
+        "verifier_contact_id": slot.verifier_contact_id,
+        "status": "scheduled",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
+    """Insert new check-ins, skipping any (source, occurrence) already there; return new ids.
+
+    ON CONFLICT DO NOTHING on the unique key instead of a savepoint per row: a concurrent
+    planner that wrote the same occurrence costs that row only, and on PostgreSQL this
+    INSERT waits for that planner's transaction to end before deciding, as a savepoint did.
+    Rows go in key order, so two writers meeting on several keys take them in one order.
+    """
+    if not rows:
+        return set()
+    rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
+    table = CheckIn.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["source_type", "source_id", "occurrence"])
+        .returning(table.c.id)
     )
-    # A savepoint per row: a concurrent planner that wrote the same occurrence costs this
-    # row only; the unique (source, occurrence) key makes planning idempotent.
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:
-        logger.info("planning: %s %s already planned by another writer", source_type, source.id)
-        return False
-    checkin_event("checkin.planned", row, now, {"due_at": iso(slot.due_at)})
-    return True
+    inserted: set[str] = set()
+    for start in range(0, len(rows), INSERT_CHUNK):
+        inserted.update(db.session.execute(stmt, rows[start : start + INSERT_CHUNK]).scalars())
+    return inserted
+
+
+def checkin_event_values(
+    kind: str, row: CheckIn, now: datetime, extra: dict[str, object]
+) -> dict[str, object]:
+    """Return the event (for `append_events`) of a check-in naming its source and occurrence."""
+    return _event_values(
+        kind,
+        {
+            "id": row.id,
+            "practice_id": row.practice_id,
+            "client_id": row.client_id,
+            "source_type": row.source_type,
+            "source_id": row.source_id,
+            "occurrence": row.occurrence,
+        },
+        now,
+        extra,
+    )
+
+
+def _event_values(
+    kind: str, row: Mapping[str, object], now: datetime, extra: dict[str, object]
+) -> dict[str, object]:
+    return {
+        "type": kind,
+        "occurred_at": now,
+        "practice_id": row["practice_id"],
+        "client_id": row["client_id"],
+        "subject_type": "checkin",
+        "subject_id": row["id"],
+        "payload": {
+            "source_type": row["source_type"],
+            "source_id": row["source_id"],
+            "occurrence": occurrence_label(row["occurrence"]),  # type: ignore[arg-type]
+            **extra,
+        },
+    }
 
 
 def checkin_event(kind: str, row: CheckIn, now: datetime, extra: dict[str, object]) -> None:

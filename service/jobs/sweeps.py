@@ -14,7 +14,7 @@ from flask import current_app
 from service.alert_texts import escalate_crises, notify_therapists
 from service.db import db
 from service.digests import send_digests as queue_digests
-from service.horizon import plan_due_sources
+from service.horizon import plan_due_batches
 from service.misses import detect_misses_and_skips as close_checkins
 from service.prompting import send_prompts, send_reminders
 from service.quotas import evaluate_due_quotas
@@ -40,9 +40,19 @@ def _unit_of_work(work: Callable[[], int]) -> int:
 
 
 def plan_ahead(now: datetime) -> int:
-    """Materialise check-ins for the next PLAN_HORIZON_HOURS."""
+    """Materialise check-ins for the next PLAN_HORIZON_HOURS, committing batch by batch.
+
+    Each batch of sources (claims, check-ins, events) is one transaction: a long first sweep
+    holds neither every source's lock nor every loaded row until it ends.
+    """
     horizon = timedelta(hours=_settings().PLAN_HORIZON_HOURS)
-    return _unit_of_work(lambda: plan_due_sources(now, horizon=horizon))
+    batches = plan_due_batches(now, horizon=horizon)
+    total = 0
+    while True:
+        created = _unit_of_work(lambda: next(batches, -1))
+        if created < 0:
+            return total
+        total += created
 
 
 def send_reminders_and_prompts(now: datetime) -> int:
