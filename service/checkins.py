@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, or_, select, update
@@ -165,6 +166,34 @@ def open_prompts_for(phone: str, now: datetime) -> list[CheckIn]:
     """
     stmt = prompts_to_phone_stmt(phone).where(CheckIn.status == "prompted")
     return list(db.session.scalars(stmt.order_by(CheckIn.prompted_at, CheckIn.id)))
+
+
+def open_prompts_for_phones(phones: Iterable[str], now: datetime) -> dict[str, list[CheckIn]]:
+    """`open_prompts_for` for many numbers at once: each number's open prompts, oldest first."""
+    wanted = sorted(set(phones))
+    found: dict[str, list[CheckIn]] = {phone: [] for phone in wanted}
+    contact = aliased(SupportContact)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        stmt = (
+            select(CheckIn, Client.phone, contact.phone)
+            .join(Client, Client.id == CheckIn.client_id)
+            .outerjoin(contact, contact.id == CheckIn.verifier_contact_id)
+            .where(
+                CheckIn.status == "prompted",
+                or_(
+                    and_(CheckIn.verifier_contact_id.is_(None), Client.phone.in_(chunk)),
+                    contact.phone.in_(chunk),
+                ),
+            )
+            .order_by(CheckIn.prompted_at, CheckIn.id)
+            .execution_options(populate_existing=True)
+        )
+        for row, client_phone, contact_phone in db.session.execute(stmt):
+            phone = contact_phone if row.verifier_contact_id is not None else client_phone
+            if phone in found:
+                found[phone].append(row)
+    return found
 
 
 def late_reply_candidates(phone: str, now: datetime) -> list[CheckIn]:

@@ -7,6 +7,7 @@ and for texts to a contact about a client, `disclosure_allows(contact, scope, on
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -62,7 +63,13 @@ def sms_consent_granted(subject: Subject) -> bool:
     """
     if isinstance(subject, SupportContact) and subject.archived_at is not None:
         return False
-    latest = latest_sms_consent(subject)
+    return sms_consent_in_effect(subject, latest_sms_consent(subject))
+
+
+def sms_consent_in_effect(subject: Subject, latest: SmsConsent | None) -> bool:
+    """Return whether `latest`, the person's latest SMS consent version, lets us text them."""
+    if isinstance(subject, SupportContact) and subject.archived_at is not None:
+        return False
     return (
         latest is not None
         and latest.granted
@@ -71,9 +78,42 @@ def sms_consent_granted(subject: Subject) -> bool:
     )
 
 
+def latest_sms_consents(subjects: Iterable[Subject]) -> dict[str, SmsConsent]:
+    """Return the latest SMS consent version of each person who has one, by `subject_key`.
+
+    The batch form of `latest_sms_consent`: a few queries for many people.
+    """
+    keys = sorted({subject_key(subject) for subject in subjects})
+    latest: dict[str, SmsConsent] = {}
+    for start in range(0, len(keys), _IN_CHUNK):
+        stmt = select(SmsConsent).where(SmsConsent.subject_key.in_(keys[start : start + _IN_CHUNK]))
+        for row in db.session.scalars(stmt):
+            kept = latest.get(row.subject_key)
+            if kept is None or row.version > kept.version:
+                latest[row.subject_key] = row
+    return latest
+
+
 def is_opted_out(phone: str) -> bool:
     """Return whether the number is on the suppression list (STOP, invalid, not mobile)."""
     return db.session.get(OptOut, phone) is not None
+
+
+def opted_out_among(phones: Iterable[str]) -> set[str]:
+    """Return which of the numbers are on the suppression list (the batch `is_opted_out`)."""
+    wanted = sorted(set(phones))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        found.update(
+            db.session.scalars(
+                select(OptOut.phone).where(OptOut.phone.in_(wanted[start : start + _IN_CHUNK]))
+            )
+        )
+    return found
+
+
+# Keys per IN list in the batch look-ups.
+_IN_CHUNK = 500
 
 
 def record_sms_consent(
@@ -275,3 +315,27 @@ def disclosure_allows(contact: SupportContact, scope: str, on: date) -> bool:
     """Return whether the client allows telling this contact about `scope` on the date `on`."""
     consent = current_disclosure(contact, on)
     return consent is not None and scope in (consent.scope or [])
+
+
+def disclosure_version_allows(
+    contact: SupportContact, latest: DisclosureConsent | None, scope: str, on: date
+) -> bool:
+    """`disclosure_allows`, given the contact's latest disclosure version (or None)."""
+    if contact.archived_at is not None or not disclosure_in_effect(latest, on):
+        return False
+    return scope in (latest.scope or [])  # type: ignore[union-attr]
+
+
+def latest_disclosures(contacts: Iterable[SupportContact]) -> dict[str, DisclosureConsent]:
+    """Return the latest disclosure consent version of each contact that has one, by id."""
+    ids = sorted({contact.id for contact in contacts})
+    latest: dict[str, DisclosureConsent] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        stmt = select(DisclosureConsent).where(
+            DisclosureConsent.contact_id.in_(ids[start : start + _IN_CHUNK])
+        )
+        for row in db.session.scalars(stmt):
+            kept = latest.get(row.contact_id)
+            if kept is None or row.version > kept.version:
+                latest[row.contact_id] = row
+    return latest

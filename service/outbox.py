@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db
+from service.db import db, new_id
 from service.models import Message
 
 logger = logging.getLogger(__name__)
@@ -62,3 +65,52 @@ def enqueue_message(
         logger.info("outbox: %s already queued by another writer", idempotency_key.split(":")[0])
         return None
     return message
+
+
+# Texts per INSERT statement in `enqueue_messages`.
+_CHUNK = 1000
+_OPTIONAL = ("client_id", "contact_id", "therapist_id", "checkin_id", "template", "from_number",
+             "send_after", "expires_at")  # fmt: skip
+
+
+def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
+    """Queue many texts at once, each unless its idempotency key is already queued.
+
+    Each dict takes `enqueue_message`'s keyword arguments. One INSERT … ON CONFLICT
+    (idempotency_key) DO NOTHING per chunk: a key another writer already queued costs that
+    text only, as the savepoint does in `enqueue_message`. Returns the keys queued now.
+    """
+    if not texts:
+        return set()
+    rows = []
+    for text in texts:
+        now = text["now"]
+        row = {key: text.get(key) for key in _OPTIONAL}
+        row.update(
+            id=new_id("ms"),
+            practice_id=text["practice_id"],
+            direction="outbound",
+            to_number=text["to"],
+            body=text["body"],
+            purpose=text["purpose"],
+            idempotency_key=text["idempotency_key"],
+            status="queued",
+            attempts=0,
+            send_after=text.get("send_after") or now,
+            created_at=now,
+            updated_at=now,
+        )
+        rows.append(row)
+    table = Message.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.idempotency_key)
+    )
+    queued: set[str] = set()
+    for start in range(0, len(rows), _CHUNK):
+        queued.update(db.session.execute(stmt, rows[start : start + _CHUNK]).scalars())
+    for key in {row["idempotency_key"] for row in rows} - queued:
+        logger.info("outbox: %s already queued", key.split(":")[0])
+    return queued

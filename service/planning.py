@@ -208,9 +208,7 @@ def sync_sources(
                 continue
             created += 1
             events.append(
-                _event_values(
-                    "checkin.planned", values, now, {"due_at": iso(values["due_at"])}
-                )
+                _event_values("checkin.planned", values, now, {"due_at": iso(values["due_at"])})
             )
     append_events(events)
     return created

@@ -5,22 +5,33 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, bindparam, select, text, update
 
 from service import consent
-from service.checkins import open_prompts_for
+from service.checkins import open_prompts_for_phones
 from service.db import db
-from service.models import CheckIn, Client, Commitment, MeetingPlan, SupportContact
+from service.events import append_events
+from service.models import (
+    CheckIn,
+    Client,
+    Commitment,
+    DisclosureConsent,
+    Meeting,
+    MeetingPlan,
+    SmsConsent,
+    SupportContact,
+)
 from service.notifications.grammar import new_code
 from service.notifications.templates import render
-from service.outbox import enqueue_message
+from service.outbox import enqueue_messages
 from service.phones import mask
 from service.planning import (
-    checkin_event,
-    load_source,
+    checkin_event_values,
     not_plannable,
     paused_reason,
     quiet_hours_of,
@@ -32,6 +43,9 @@ from service.schedule import get_zone
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# One sweep call takes due rows BATCH at a time until a batch comes back short; this bounds
+# the call (100 batches: 50,000 reminders and as many prompts) should rows never run out.
+MAX_BATCHES = 100
 # Template vocabulary for what a commitment asks the client to do.
 _KIND_ACTION = {
     "sponsor_call": "call",
@@ -92,22 +106,115 @@ def due_prompts_stmt(now: datetime) -> Select[tuple[CheckIn]]:
 
 def _due(*criteria: Any, order: Any) -> Select[tuple[CheckIn]]:
     # SKIP LOCKED: a second scheduler process takes other rows instead of waiting on these.
+    # populate_existing: a row this session loaded before is read afresh, not from memory.
     return (
         select(CheckIn)
         .where(*criteria)
         .order_by(order)
         .limit(BATCH)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
+
+
+@dataclass
+class _Facts:
+    """What one batch of due check-ins needs to decide, loaded in a few IN queries."""
+
+    clients: dict[str, Client]
+    sources: dict[tuple[str, str], MeetingPlan | Commitment]
+    contacts: dict[str, SupportContact]
+    opted_out: set[str]
+    sms: dict[str, SmsConsent]
+    disclosures: dict[str, DisclosureConsent]
+    # Rows only held, so that the weak identity map keeps them for `source.meeting`.
+    held: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, rows: Sequence[CheckIn]) -> _Facts:
+        clients = _by_id(Client, {row.client_id for row in rows})
+        contacts = _by_id(
+            SupportContact, {row.verifier_contact_id for row in rows if row.verifier_contact_id}
+        )
+        sources: dict[tuple[str, str], MeetingPlan | Commitment] = {}
+        for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
+            ids = {row.source_id for row in rows if row.source_type == source_type}
+            for source_id, source in _by_id(model, ids).items():
+                sources[(source_type, source_id)] = source
+        plans = [s for s in sources.values() if isinstance(s, MeetingPlan)]
+        meetings = _by_id(Meeting, {plan.meeting_id for plan in plans})  # for not_plannable
+        people: list[Client | SupportContact] = [*clients.values(), *contacts.values()]
+        return cls(
+            clients=clients,
+            sources=sources,
+            contacts=contacts,
+            opted_out=consent.opted_out_among(person.phone for person in people),
+            sms=consent.latest_sms_consents(people),
+            disclosures=consent.latest_disclosures(contacts.values()),
+            held=list(meetings.values()),
+        )
+
+    def source(self, row: CheckIn) -> MeetingPlan | Commitment | None:
+        return self.sources.get((row.source_type, row.source_id))
+
+    def recipient_block_reason(self, subject: Client | SupportContact, today: date) -> str | None:
+        """`recipient_block_reason` on the prefetched consents and opt-outs."""
+        if isinstance(subject, SupportContact):
+            if subject.archived_at is not None:
+                return "verifier_archived"
+            if not subject.can_confirm:
+                return "verifier_cannot_confirm"
+        if subject.phone in self.opted_out:
+            return "opted_out"
+        if not consent.sms_consent_in_effect(subject, self.sms.get(consent.subject_key(subject))):
+            return "no_sms_consent"
+        if isinstance(subject, SupportContact) and not consent.disclosure_version_allows(
+            subject, self.disclosures.get(subject.id), "checkins", today
+        ):
+            return "no_disclosure_consent"
+        return None
+
+
+def _by_id(model: type[Any], ids: set[str]) -> dict[str, Any]:
+    wanted = sorted(ids)
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), BATCH):
+        stmt = select(model).where(model.id.in_(wanted[start : start + BATCH]))
+        found.update((row.id, row) for row in db.session.scalars(stmt))
+    return found
+
+
+def _batches(step: Callable[[list[CheckIn]], int], stmt: Select[tuple[CheckIn]]) -> int:
+    """Run `step` on due rows a BATCH at a time until a batch comes back short.
+
+    Every row a step sees leaves the due set (claimed, dropped, skipped or deferred); a
+    batch of only rows already seen ends the loop all the same.
+    """
+    done = 0
+    seen: set[str] = set()
+    for _ in range(MAX_BATCHES):
+        rows = list(db.session.scalars(stmt))
+        fresh = [row for row in rows if row.id not in seen]
+        if fresh:
+            seen.update(row.id for row in fresh)
+            done += step(fresh)
+        if len(rows) < BATCH or not fresh:
+            break
+    return done
 
 
 def send_reminders(now: datetime, *, stale_minutes: int) -> int:
     """Queue the meeting reminders that are due; drop stale or no-longer-allowed ones."""
-    rows = db.session.scalars(due_reminders_stmt(now)).all()
-    queued = 0
+    return _batches(lambda rows: _reminder_batch(rows, now, stale_minutes), due_reminders_stmt(now))
+
+
+def _reminder_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int:
+    facts = _Facts.load(rows)
+    dropped: list[CheckIn] = []
+    wanted: list[tuple[CheckIn, Client]] = []
     for row in rows:
-        client = db.session.get(Client, row.client_id)
-        source = load_source(row.source_type, row.source_id)
+        client = facts.clients.get(row.client_id)
+        source = facts.source(row)
         why = None
         if client is None or source is None:
             why = "gone"
@@ -116,30 +223,36 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
         elif is_quiet(now, client.timezone, quiet_hours_of(client)):
             why = "quiet_hours"
         else:
-            why = client_block_reason(client, source, row) or recipient_block_reason(
+            why = client_block_reason(client, source, row) or facts.recipient_block_reason(
                 client, _today(client.timezone, now)
             )
         if why is not None:
             logger.info("reminder for check-in %s dropped: %s", row.id, why)
-            _set_if(row, {"reminder_at": None}, CheckIn.reminder_sent_at.is_(None))
-            continue
-        if not _set_if(row, {"reminder_sent_at": now}, CheckIn.reminder_sent_at.is_(None),
-                       CheckIn.status == "scheduled"):  # fmt: skip
-            continue
-        enqueue_message(
-            practice_id=row.practice_id,
-            to=client.phone,
-            body=_reminder_body(client, row, now),
-            purpose="reminder",
-            template="reminder_meeting",
-            idempotency_key=f"reminder:{row.id}",
-            now=now,
-            client_id=client.id,
-            checkin_id=row.id,
-            expires_at=row.reminder_at + timedelta(minutes=stale_minutes),
-        )
-        queued += 1
-    return queued
+            dropped.append(row)
+        else:
+            wanted.append((row, client))
+    _update_where(dropped, {"reminder_at": None}, CheckIn.reminder_sent_at.is_(None))
+    claimed = _update_where([row for row, _ in wanted], {"reminder_sent_at": now},
+                            CheckIn.reminder_sent_at.is_(None), CheckIn.status == "scheduled")  # fmt: skip
+    texts = [
+        {
+            "practice_id": row.practice_id,
+            "to": client.phone,
+            "body": _reminder_body(client, row, now),
+            "purpose": "reminder",
+            "template": "reminder_meeting",
+            "idempotency_key": f"reminder:{row.id}",
+            "now": now,
+            "client_id": client.id,
+            "checkin_id": row.id,
+            "expires_at": row.reminder_at + timedelta(minutes=stale_minutes),
+        }
+        for row, client in wanted
+        if row.id in claimed
+    ]
+    enqueue_messages(texts)
+    _expire(rows)
+    return len(texts)
 
 
 def _today(zone: str, now: datetime) -> date:
@@ -155,89 +268,119 @@ def _reminder_body(client: Client, row: CheckIn, now: datetime) -> str:
 
 def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     """Ask the verifiers of the due check-ins; mark those that cannot be asked for skipping."""
-    rows = db.session.scalars(due_prompts_stmt(now)).all()
+    return _batches(lambda rows: _prompt_batch(rows, now, stale_minutes), due_prompts_stmt(now))
+
+
+def _prompt_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int:
+    facts = _Facts.load(rows)
     ready: dict[str, list[Ready]] = defaultdict(list)
+    gone: list[CheckIn] = []
+    skipped: dict[str, list[CheckIn]] = defaultdict(list)
     for row in rows:
-        client = db.session.get(Client, row.client_id)
-        source = load_source(row.source_type, row.source_id)
+        client = facts.clients.get(row.client_id)
+        source = facts.source(row)
         if client is None or source is None:
-            _set_if(row, {"skip_reason": "gone"}, CheckIn.status == "scheduled")
+            gone.append(row)
             continue
-        contact = (
-            db.session.get(SupportContact, row.verifier_contact_id)
-            if row.verifier_contact_id
-            else None
-        )
+        contact = facts.contacts.get(row.verifier_contact_id) if row.verifier_contact_id else None
         why = client_block_reason(client, source, row)
         if why is None and is_stale(row.due_at, now, stale_minutes):
             why = "stale"
         zone = verifier_zone(client, contact)
-        why = why or recipient_block_reason(contact or client, _today(zone, now))
+        why = why or facts.recipient_block_reason(contact or client, _today(zone, now))
         if why is not None:
             logger.info("prompt for check-in %s not sent: %s", row.id, why)
-            _set_if(row, {"skip_reason": why}, CheckIn.status == "scheduled",
-                    CheckIn.skip_reason.is_(None))  # fmt: skip
+            skipped[why].append(row)
             continue
         quiet = quiet_hours_of(client)
         if is_quiet(now, zone, quiet):
             # Quiet hours changed since planning: ask when they end, and close that much later.
             due = defer_question(now, zone, quiet)
-            _set_if(row, {"due_at": due, "closes_at": _closes(source, due)},
-                    CheckIn.status == "scheduled")  # fmt: skip
+            _update_where([row], {"due_at": due, "closes_at": _closes(source, due)},
+                          CheckIn.status == "scheduled")  # fmt: skip
             continue
         ready[(contact or client).phone].append((row, client, source, contact))
-    sent = 0
-    for phone, group in ready.items():
-        sent += _prompt_group(phone, group, now)
+    _update_where(gone, {"skip_reason": "gone"}, CheckIn.status == "scheduled")
+    for why, group in skipped.items():
+        _update_where(group, {"skip_reason": why}, CheckIn.status == "scheduled",
+                      CheckIn.skip_reason.is_(None))  # fmt: skip
+    sent = _prompt_groups(ready, now)
+    _expire(rows)
     return sent
 
 
-def _prompt_group(phone: str, group: list[Ready], now: datetime) -> int:
-    """Prompt one number's due check-ins, giving every open prompt a code if it has several."""
+def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
+    """Prompt each number's due check-ins, giving every open prompt a code if it has several."""
+    if not ready:
+        return 0
+    phones = sorted(ready)
     if db.session.get_bind().dialect.name == "postgresql":
-        # Two schedulers prompting the same sponsor at once must agree on the codes.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:p))"), {"p": phone})
-    already_open = open_prompts_for(phone, now)
-    coded = len(already_open) + len(group) > 1
-    taken = {row.prompt_code for row in already_open if row.prompt_code}
-    if coded:
-        for row in already_open:
-            if not row.prompt_code:
-                row.prompt_code = new_code(taken, _rng)
-                taken.add(row.prompt_code)
-    sent = 0
-    for row, client, source, contact in group:
-        code = new_code(taken, _rng) if coded else None
-        values = {
-            "status": "prompted",
-            "prompted_at": now,
-            "closes_at": _closes(source, now),
-            "prompt_code": code,
-            "updated_at": now,
-        }
-        if not _set_if(row, values, CheckIn.status == "scheduled", CheckIn.skip_reason.is_(None)):
-            continue
-        if code:
-            taken.add(code)
-        recipient = contact or client
-        template, body = _prompt_text(row, client, source, contact, code)
-        enqueue_message(
-            practice_id=row.practice_id,
-            to=phone,
-            body=body,
-            purpose="prompt",
-            template=template,
-            idempotency_key=f"prompt:{row.id}:{recipient.id}",
-            now=now,
-            client_id=client.id,
-            contact_id=contact.id if contact else None,
-            checkin_id=row.id,
-            expires_at=row.closes_at,
+        # Two schedulers prompting the same sponsor at once must agree on the codes. The
+        # locks are taken in one order (sorted numbers), so two sweeps cannot deadlock.
+        db.session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtext(p))) "
+                "FROM unnest(CAST(:phones AS text[])) WITH ORDINALITY AS t(p, n)"
+            ),
+            {"phones": phones},
         )
-        checkin_event("checkin.prompted", row, now, {"verifier": contact.id if contact else "self"})
-        logger.info("prompted check-in %s to %s", row.id, mask(phone))
-        sent += 1
-    return sent
+    open_by_phone = open_prompts_for_phones(phones, now)
+    claimed = _update_where(
+        [row for group in ready.values() for row, _client, _source, _contact in group],
+        {"status": "prompted", "prompted_at": now, "updated_at": now},
+        CheckIn.status == "scheduled",
+        CheckIn.skip_reason.is_(None),
+    )
+    finals: list[dict[str, Any]] = []
+    texts: list[dict[str, Any]] = []
+    events: list[dict[str, object]] = []
+    for phone, group in ready.items():
+        already_open = open_by_phone.get(phone, [])
+        coded = len(already_open) + len(group) > 1
+        taken = {row.prompt_code for row in already_open if row.prompt_code}
+        if coded:
+            for row in already_open:
+                if not row.prompt_code:
+                    row.prompt_code = new_code(taken, _rng)
+                    taken.add(row.prompt_code)
+        for row, client, source, contact in group:
+            if row.id not in claimed:
+                continue
+            code = new_code(taken, _rng) if coded else None
+            if code:
+                taken.add(code)
+            closes_at = _closes(source, now)
+            finals.append({"b_id": row.id, "b_closes_at": closes_at, "b_code": code})
+            recipient = contact or client
+            template, body = _prompt_text(row, client, source, contact, code)
+            texts.append({
+                "practice_id": row.practice_id,
+                "to": phone,
+                "body": body,
+                "purpose": "prompt",
+                "template": template,
+                "idempotency_key": f"prompt:{row.id}:{recipient.id}",
+                "now": now,
+                "client_id": client.id,
+                "contact_id": contact.id if contact else None,
+                "checkin_id": row.id,
+                "expires_at": closes_at,
+            })  # fmt: skip
+            events.append(checkin_event_values(
+                "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
+            ))  # fmt: skip
+            logger.info("prompted check-in %s to %s", row.id, mask(phone))
+    if finals:
+        # The claim above made these rows ours; now each gets its own window and code.
+        db.session.execute(
+            update(CheckIn.__table__)
+            .where(CheckIn.__table__.c.id == bindparam("b_id"))
+            .values(closes_at=bindparam("b_closes_at"), prompt_code=bindparam("b_code")),
+            finals,
+        )
+    enqueue_messages(texts)
+    append_events(events)
+    return len(texts)
 
 
 def _closes(source: MeetingPlan | Commitment, sent_at: datetime) -> datetime:
@@ -272,13 +415,26 @@ def _prompt_text(
     )
 
 
-def _set_if(row: CheckIn, values: dict[str, Any], *conditions: Any) -> bool:
-    """Apply `values` to the row only if it still meets `conditions` (the claim); report it."""
-    result = db.session.execute(
-        update(CheckIn)
-        .where(CheckIn.id == row.id, *conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(row)
-    return result.rowcount == 1
+def _update_where(rows: Sequence[CheckIn], values: dict[str, Any], *conditions: Any) -> set[str]:
+    """Apply `values` to those of the rows that still meet `conditions` (the claim).
+
+    Returns the ids it changed; the rows are expired so they are read afresh when used.
+    """
+    changed: set[str] = set()
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), BATCH):
+        result = db.session.execute(
+            update(CheckIn)
+            .where(CheckIn.id.in_(ids[start : start + BATCH]), *conditions)
+            .values(**values)
+            .returning(CheckIn.id)
+            .execution_options(synchronize_session=False)
+        )
+        changed.update(result.scalars())
+    return changed
+
+
+def _expire(rows: Sequence[CheckIn]) -> None:
+    """Forget the rows' loaded state: the batch changed them behind the session's back."""
+    for row in rows:
+        db.session.expire(row)
