@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+from itertools import chain, compress
 from typing import Any
 
 from service.meeting_import.bmlt import parse_bmlt
@@ -75,15 +76,31 @@ def decode_body(raw: bytes, content_type: str | None = None) -> str:
     return raw.decode("utf-8", errors=_FALLBACK_ERRORS)
 
 
+_IS_DICT = frozenset({dict}).__contains__
+_IS_LIST = frozenset({list}).__contains__
+_IS_CONTAINER = frozenset({dict, list}).__contains__
+
+
 def _json_depth_exceeds(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+    """Return whether json.loads output nests containers deeper than limit (the top is depth 1).
+
+    Level by level, with the per-value work (type tests, gathering children) done by
+    map/compress/chain in C, so a 10,000-meeting feed costs a fraction of its json.loads.
+    """
+    level = [value] if _IS_CONTAINER(type(value)) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        kinds = list(map(type, level))
+        children = list(
+            chain(
+                chain.from_iterable(map(dict.values, compress(level, map(_IS_DICT, kinds)))),
+                chain.from_iterable(compress(level, map(_IS_LIST, kinds))),
+            )
+        )
+        level = list(compress(children, map(_IS_CONTAINER, map(type, children))))
+        depth += 1
     return False
 
 

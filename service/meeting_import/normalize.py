@@ -42,6 +42,10 @@ MAX_URL = 2048
 MAX_TIMEZONE = 64
 # Raw input is cut before HTML parsing so a hostile field can't cost much CPU.
 _RAW_FACTOR = 4
+# Feeds repeat the same few values (times, zones, notes, type lists) thousands of times, so
+# short ones are cleaned once per process; the length cap keeps the caches' memory bounded.
+_CACHE_SIZE = 4096
+_CACHED_LENGTH = 256
 
 # Zero-width joiner/non-joiner carry meaning in emoji and some scripts; every
 # other format character (bidi overrides, BOMs, soft hyphens) is dropped.
@@ -74,6 +78,10 @@ _TIME_RE = re.compile(
 )
 
 _UPDATED_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y")
+# The TSML plugin's own spelling of the first format, read without strptime.
+# An http(s) URL whose host is a plain name (no user info, no brackets, ASCII only).
+_PLAIN_HTTP_URL = re.compile(r"(?i:https?)://[A-Za-z0-9._~-]+(?::[0-9]{0,5})?(?:[/?#]|\Z)")
+_UPDATED_PLAIN = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 
 
 class Invalid(Exception):
@@ -131,6 +139,33 @@ def _truncate(text: str, limit: int) -> str:
 
 def clean_text(value: Any, limit: int, *, multiline: bool = False, html: bool = True) -> str | None:
     """Return value as plain, stripped, control-free text capped at limit; None if empty."""
+    if value is None:
+        return None
+    if (
+        type(value) is str
+        and len(value) <= limit
+        and value.isascii()
+        and value.isprintable()
+        and (not html or ("<" not in value and "&" not in value))
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        # The common case, already clean: printable ASCII has no control, format or line
+        # characters, so the only whitespace is single inner spaces and nothing changes.
+        return value or None
+    if type(value) is str and len(value) <= _CACHED_LENGTH:
+        return _clean_text_cached(value, limit, multiline, html)
+    return _clean_text_full(value, limit, multiline=multiline, html=html)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _clean_text_cached(value: str, limit: int, multiline: bool, html: bool) -> str | None:
+    return _clean_text_full(value, limit, multiline=multiline, html=html)
+
+
+def _clean_text_full(value: Any, limit: int, *, multiline: bool, html: bool) -> str | None:
+    """clean_text without its fast path (kept separate so tests can compare the two)."""
     text = scalar_text(value)
     if text is None:
         return None
@@ -231,6 +266,17 @@ def parse_time(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise Invalid(SKIP_INVALID_TIME)
+    if len(value) <= _CACHED_LENGTH:
+        return _parse_time_cached(value)
+    return _parse_time_text(value)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parse_time_cached(value: str) -> str | None:
+    return _parse_time_text(value)  # Invalid propagates and is not cached
+
+
+def _parse_time_text(value: str) -> str | None:
     text = value.strip().casefold()
     if not text:
         return None
@@ -286,7 +332,8 @@ def canonical_timezone(value: Any) -> str | None:
         raise Invalid(SKIP_INVALID_TIMEZONE)
     # Looking names up in the known set (not ZoneInfo(value)) keeps arbitrary
     # feed strings away from the filesystem and accepts sloppy casing.
-    name = _zone_index().get(value.strip().casefold())
+    index = _zone_index()
+    name = index.get(value) or index.get(value.strip().casefold())
     if name is None:
         raise Invalid(SKIP_INVALID_TIMEZONE)
     return name
@@ -308,8 +355,11 @@ def http_url(value: Any) -> str | None:
     if text is None:
         return None
     text = text.strip()
-    if not text or len(text) > MAX_URL or any(ch.isspace() or not ch.isprintable() for ch in text):
+    # The only character both printable and whitespace is the ASCII space.
+    if not text or len(text) > MAX_URL or " " in text or not text.isprintable():
         return None
+    if _PLAIN_HTTP_URL.match(text):
+        return text  # urlsplit would find an http(s) scheme and a plain host name
     try:
         parts = urlsplit(text)
         hostname = parts.hostname
@@ -347,6 +397,16 @@ def parse_updated(value: Any) -> str | None:
     if not text:
         return None
     moment: datetime | None = None
+    plain = _UPDATED_PLAIN.fullmatch(text)
+    if plain is not None:
+        year, month, day, hour, minute, second = map(int, plain.groups())
+        try:
+            moment = datetime(year, month, day, hour, minute, second)
+        except ValueError:
+            pass  # out of range: the general path below decides
+        else:
+            # strftime's %Y is not zero-padded below year 1000; the text already is.
+            return f"{text[:10]}T{text[11:]}Z" if year >= 1000 else _iso_z(moment)
     for fmt in _UPDATED_FORMATS:
         try:
             moment = datetime.strptime(text, fmt)  # feeds publish naive UTC
@@ -360,6 +420,10 @@ def parse_updated(value: Any) -> str | None:
             return None
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return _iso_z(moment)
+
+
+def _iso_z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

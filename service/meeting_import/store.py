@@ -131,7 +131,7 @@ def import_records(
 
     feed = _remember_feed(feed, practice_id, key, result, source_url, zone, path, now)
     report = ImportReport(feed_id=feed.id, feed_key=key, skipped=list(result.skipped))
-    inserts: list[dict[str, Any]] = []
+    inserts = _Inserter(practice_id, feed.id, now)
     changed: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     total = len(result.records)
@@ -149,16 +149,16 @@ def import_records(
             )
             known = existing.get(slug)
             if known is None:
-                inserts.append(_new_row(values, practice_id, feed.id, slug, now))
+                inserts.add(slug, values)
             elif known[1] == values["content_hash"] and known[2]:
                 report.unchanged += 1
             else:
                 changed[known[0]] = values
-        if len(inserts) >= BATCH:
-            report.created += _insert(inserts)
+        if len(inserts.rows) >= BATCH:
+            report.created += inserts.flush()
         if progress is not None and (index % BATCH == 0 or index == total):
             progress(index, total)
-    report.created += _insert(inserts)
+    report.created += inserts.flush()
 
     report.updated = _apply_changes(changed, now)
     gone = _vanished(existing, seen, result.skipped)
@@ -210,24 +210,74 @@ def _remember_feed(
     return feed
 
 
-def _new_row(
-    values: dict[str, Any], practice_id: str, feed_id: str, slug: str, now: datetime
-) -> dict[str, Any]:
-    return {
-        **values, "id": new_id("mt"), "practice_id": practice_id, "feed_id": feed_id,
-        "slug": slug, "active": True, "created_at": now, "updated_at": now, "revision": 0,
-    }  # fmt: skip
+class _Inserter:
+    """Insert new meetings of one feed in batches: one driver-level executemany per batch.
+
+    The statement is compiled once and each column's bind processing (JSON, UTC datetimes,
+    booleans) is done here: once for the values every row shares (practice, feed, timestamps,
+    active, revision) and once per distinct `types` list, instead of per row and column by
+    SQLAlchemy's executemany. The rows are exactly what `insert(Meeting.__table__)` would
+    send (tests/imports/test_store_bulk.py compares the two); no ORM objects are made.
+    """
+
+    def __init__(self, practice_id: str, feed_id: str, now: datetime) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._shared = {"practice_id": practice_id, "feed_id": feed_id, "active": True,
+                        "created_at": now, "updated_at": now, "revision": 0}  # fmt: skip
+        self._statement: tuple[str, list[str], bool] | None = None
+        self._shared_bound: dict[str, Any] = {}
+        self._types_bound: dict[tuple[Any, ...], Any] = {}
+        self._types_processor: Callable[[Any], Any] | None = None
+
+    def add(self, slug: str, values: dict[str, Any]) -> None:
+        """Queue one new meeting (its columns from meeting_values)."""
+        self.rows.append({**values, "id": new_id("mt"), "slug": slug})
+
+    def flush(self) -> int:
+        """Insert the queued rows; return how many."""
+        count = len(self.rows)
+        if not count:
+            return 0
+        connection = db.session.connection()
+        if self._statement is None:
+            self._prepare(connection.dialect)
+        assert self._statement is not None
+        sql, keys, positional = self._statement
+        shared, bind_types = self._shared_bound, self._bind_types
+        params: list[Any] = []
+        for row in self.rows:
+            row["types"] = bind_types(row["types"])
+            row.update(shared)
+            params.append(tuple([row[key] for key in keys]) if positional else row)
+        connection.exec_driver_sql(sql, params)
+        self.rows.clear()
+        return count
+
+    def _prepare(self, dialect: Any) -> None:
+        table = Meeting.__table__
+        keys = [column.key for column in table.columns]
+        compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+        order = list(compiled.positiontup or ()) if compiled.positional else keys
+        self._statement = (compiled.string, order, bool(compiled.positional))
+        for key, value in self._shared.items():
+            process = _bind_processor(table.c[key], dialect)
+            self._shared_bound[key] = value if process is None else process(value)
+        self._types_processor = _bind_processor(table.c.types, dialect)
+
+    def _bind_types(self, types: list[str]) -> Any:
+        process = self._types_processor
+        if process is None:
+            return types
+        key = tuple(types)
+        bound = self._types_bound.get(key)
+        if bound is None:
+            bound = self._types_bound[key] = process(types)
+        return bound
 
 
-def _insert(rows: list[dict[str, Any]]) -> int:
-    """Bulk-insert and clear a batch of new meetings (one executemany, no ORM objects)."""
-    count = len(rows)
-    if rows:
-        # A Core insert on the table: the ORM's bulk insert splits rows by which columns are
-        # None, which turned a 500-row batch into hundreds of statements.
-        db.session.execute(insert(Meeting.__table__), rows)
-        rows.clear()
-    return count
+def _bind_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """Return the function SQLAlchemy applies to a column's values on this dialect, if any."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
 def _batches(items: Iterable[str]) -> Iterable[list[str]]:

@@ -42,8 +42,8 @@ from service.meeting_import.records import (
     SKIP_NO_TIMEZONE,
     SKIP_NOT_OBJECT,
     FeedError,
-    MeetingRecord,
     ParseResult,
+    record_from,
 )
 from service.meeting_import.types import labels_for, normalize_codes, normalize_fellowship
 
@@ -83,6 +83,8 @@ def _json_kind(value: Any) -> str:
 
 def _region(row: Mapping[str, Any]) -> str | None:
     raw = row.get("regions")
+    if raw is None and row.get("sub_region") is None:
+        return clean_text(row.get("region"), MAX_REGION)  # the one-name case
     names: list[str] = []
     if isinstance(raw, list):
         names = [n for n in (clean_text(item, MAX_REGION) for item in raw[:10]) if n]
@@ -180,11 +182,13 @@ def add_tsml_row(
         "updated": parse_updated(row.get("updated")),
     }
     if not scheduled:
-        collector.add(MeetingRecord(slug=slug, day=None, time=None, end_time=None, **fields))
+        collector.add(record_from({"slug": slug, "day": None, "time": None, "end_time": None,
+                                   **fields}))  # fmt: skip
         return
     assert days is not None and start is not None  # narrowed by `scheduled`
     end = end_time_or_default(row.get("end_time"), start)
     expand = isinstance(row.get("day"), list)
     for day in days:
         record_slug = f"{slug}-{day}" if expand else slug
-        collector.add(MeetingRecord(slug=record_slug, day=day, time=start, end_time=end, **fields))
+        collector.add(record_from({"slug": record_slug, "day": day, "time": start, "end_time": end,
+                                   **fields}))  # fmt: skip

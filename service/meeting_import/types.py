@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable
@@ -192,6 +193,8 @@ MAX_TYPES = 100
 
 def normalize_fellowship(fellowship: str) -> str:
     """Return the table key for a fellowship name, or raise ValueError."""
+    if type(fellowship) is str and fellowship in FELLOWSHIP_TABLES:
+        return fellowship  # already a table key (every per-row call after the first)
     key = " ".join(str(fellowship).replace("-", " ").replace("_", " ").split()).casefold()
     try:
         return _FELLOWSHIP_ALIASES[key]
@@ -224,19 +227,39 @@ def _scalar_pieces(value: Any) -> list[str]:
     return []
 
 
+# A feed repeats the same few type lists; short ones of plain strings are normalised once.
+_CACHE_SIZE = 4096
+_CACHED_ITEMS = 16
+_CACHED_LENGTH = 64
+
+
 def normalize_codes(raw: Any, fellowship: str) -> tuple[str, ...]:
     """Turn a feed's `types` value (list, comma string, numbers, labels) into codes."""
     fellowship = normalize_fellowship(fellowship)
-    items: Iterable[Any] = raw if isinstance(raw, list) else [raw]
-    index = _LABEL_INDEXES[fellowship]
+    if type(raw) is list and len(raw) <= _CACHED_ITEMS:
+        if all(type(item) is str and len(item) <= _CACHED_LENGTH for item in raw):
+            return _codes_cached(tuple(raw), fellowship)
+    elif type(raw) is str and len(raw) <= _CACHED_LENGTH * _CACHED_ITEMS:
+        return _codes_cached((raw,), fellowship)
+    return _codes(raw if isinstance(raw, list) else [raw], fellowship)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _codes_cached(items: tuple[str, ...], fellowship: str) -> tuple[str, ...]:
+    return _codes(items, fellowship)
+
+
+def _codes(items: Iterable[Any], fellowship: str) -> tuple[str, ...]:
     codes: list[str] = []
     for item in items:
         for piece in _scalar_pieces(item):
-            # Keep only printable, non-space characters' worth of text.
-            text = " ".join("".join(ch for ch in piece if ch.isprintable()).split())
-            if not text or len(text) > MAX_CODE_LENGTH:
+            code = (
+                _piece_code_cached(piece, fellowship)
+                if len(piece) <= _CACHED_LENGTH
+                else _piece_code(piece, fellowship)
+            )
+            if code is None:
                 continue
-            code = index.get(text.casefold(), text.upper())
             if code not in codes:
                 codes.append(code)
             if len(codes) >= MAX_TYPES:
@@ -244,7 +267,30 @@ def normalize_codes(raw: Any, fellowship: str) -> tuple[str, ...]:
     return tuple(codes)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _piece_code_cached(piece: str, fellowship: str) -> str | None:
+    return _piece_code(piece, fellowship)
+
+
+def _piece_code(piece: str, fellowship: str) -> str | None:
+    """Return the code one comma-separated piece names, or None for an empty or overlong one."""
+    # Keep only printable, non-space characters' worth of text.
+    printable = piece if piece.isprintable() else "".join(ch for ch in piece if ch.isprintable())
+    text = " ".join(printable.split())
+    if not text or len(text) > MAX_CODE_LENGTH:
+        return None
+    return _LABEL_INDEXES[fellowship].get(text.casefold(), text.upper())
+
+
 def labels_for(codes: Iterable[str], fellowship: str) -> tuple[str, ...]:
     """Return the display label for each code; unknown codes label as themselves."""
-    table = FELLOWSHIP_TABLES[normalize_fellowship(fellowship)]
+    return _labels(codes, normalize_fellowship(fellowship))
+
+
+def _labels(codes: Iterable[str], fellowship: str) -> tuple[str, ...]:
+    table = FELLOWSHIP_TABLES[fellowship]
+    codes = tuple(codes)
+    labels = tuple(map(table.get, codes))  # stored codes are uppercase already
+    if None not in labels:
+        return labels  # type: ignore[return-value]  # no None, so tuple[str, ...]
     return tuple(table.get(code.upper(), code) for code in codes)
