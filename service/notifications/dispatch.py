@@ -1,9 +1,19 @@
 """Outbox dispatch: claim queued texts, re-check them at send time, send, record, retry, reconcile.
 
-Transactions: unlike the rest of the core, dispatch commits by itself, once per message. A
-claim must be committed before the provider is called (so a second dispatcher never takes
-the same row), and each outcome is committed at once (so a crash loses at most the one text
-in flight, which the next run reconciles with the provider before anything is resent).
+Transactions: unlike the rest of the core, dispatch commits by itself. A batch of claims is
+committed before the provider is called for any of them (so a second dispatcher never takes
+the same rows), and the outcomes of finished sends are committed with the next claim or
+as soon as nothing else is to be done. A crash between a send and that commit leaves its
+row `sending`: the next run reconciles it with the provider before anything is resent.
+
+Sends run on a few threads (the database work stays on the caller's thread and session), so
+the round trips to the provider overlap with each other and with the claims and checks of
+the next texts. Two texts to one number are never in flight together: the daily cap, an
+opt-out answered by the provider and the send-time checks see every earlier text to it.
+The number in flight starts at one and grows with each success (back to one on a
+provider-wide failure), so a provider that is down costs BREAKER attempts, not a pool-full.
+SMS_MPS is kept by a token bucket on the caller's thread: each text is released at its own
+slot, and the time a send or the database takes does not push later slots back.
 """
 
 from __future__ import annotations
@@ -12,7 +22,10 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Collection
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +37,7 @@ from service.models import Message
 from service.notifications import gate, policy
 from service.notifications.optout import opt_out_number
 from service.notifications.outcomes import give_up, record_event, settle
-from service.notifications.providers import DeliveryError, SmsProvider
+from service.notifications.providers import DeliveryError, SendResult, SmsProvider
 from service.notifications.reconcile import reconcile_abandoned
 from service.notifications.throttle import TokenBucket
 from service.phones import mask
@@ -35,11 +48,26 @@ DEFAULT_LIMIT = 200
 # Consecutive provider-wide failures (5xx, 429, timeouts, bad credentials) after which this
 # run stops: hammering a provider that is down only burns the messages' attempts.
 BREAKER = 3
+# Sends in flight at once (threads); 0 sends on the caller's thread, one at a time.
+DEFAULT_WORKERS = 4
+# Texts claimed (and checked) in one transaction.
+BATCH = 16
+# With SMS_MPS set, texts are claimed and their slots reserved about this far ahead.
+_PACED_AHEAD_SECONDS = 0.1
+# Candidates read per claim beyond the batch, to skip numbers already in flight.
+_CANDIDATE_SLACK = 8
 # Test-only: with STEADFAST_ENV=test, the process dies (os._exit) right after the Nth
 # successful provider.send returns, before the outcome is committed. Inert otherwise.
 CRASH_AFTER_SEND_ENV = "STEADFAST_TEST_CRASH_AFTER_SEND"
 _UNLIMITED = ("console", "fake")
 _sends_this_process = 0
+
+
+@dataclass
+class _InFlight:
+    message: Message
+    recipient: gate.Recipient
+    request: dict[str, Any]
 
 
 def dispatch_outbox(
@@ -52,141 +80,269 @@ def dispatch_outbox(
     rng: random.Random | None = None,
     bucket: TokenBucket | None = None,
     message_ids: Collection[str] | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> int:
-    """Send the due queued texts (at most `limit`) through provider; return how many went out."""
+    """Send the due queued texts (at most `limit`) through provider; return how many went out.
+
+    `workers` sender threads overlap the provider's round trips (0: send on this thread).
+    """
     settings = settings if settings is not None else current_app.extensions["settings"]
     rng = rng or random.Random()
     if bucket is None:
         rate = 0.0 if provider.name in _UNLIMITED else float(settings.SMS_MPS)
         bucket = TokenBucket(rate, 1, sleep=sleep)
-    db.session.commit()  # claims are committed one by one; start from a clean transaction
-    started = time.monotonic()
+    db.session.commit()  # claims are committed batch by batch; start from a clean transaction
+    sent = reconcile_abandoned(now=now, provider=provider, message_ids=message_ids)
+    run = _Run(now, provider, settings, rng, bucket, message_ids, limit, workers)
+    session = db.session()
+    expire = session.expire_on_commit
+    # Every row the checks read is re-read per batch (populate_existing), and the claimed
+    # messages are ours: expiring them at each commit would only re-read them one by one.
+    session.expire_on_commit = False
+    try:
+        return sent + run.loop()
+    finally:
+        session.expire_on_commit = expire
+        run.close()
+        session.expire_all()  # the caller sees the database as it is, as after any commit
 
-    def clock() -> datetime:
+
+class _Run:
+    """One dispatch run: claims, checks and outcomes on this thread, sends on the pool."""
+
+    def __init__(
+        self,
+        now: datetime,
+        provider: SmsProvider,
+        settings: Any,
+        rng: random.Random,
+        bucket: TokenBucket,
+        message_ids: Collection[str] | None,
+        limit: int,
+        workers: int,
+    ) -> None:
+        self.now, self.provider, self.settings, self.rng = now, provider, settings, rng
+        self.bucket, self.limit = bucket, limit
+        self.message_ids = list(message_ids) if message_ids is not None else None
+        self.stale = timedelta(minutes=settings.STALE_PROMPT_MINUTES)
+        self.callback = f"{settings.PUBLIC_BASE_URL}/twilio/status"
+        workers = max(0, int(workers))
+        self.pool = ThreadPoolExecutor(workers, "sms-send") if workers > 0 else None
+        self.most = max(1, workers)  # sends in flight (or waiting for their slot) at most
+        self.batch = BATCH
+        if not bucket.unlimited:
+            # Claim, check and reserve slots no further ahead of the send than pacing needs.
+            ahead = int(bucket.rate * _PACED_AHEAD_SECONDS)
+            self.batch = max(1, min(BATCH, ahead))
+            self.most = min(self.most, max(2, ahead))
+        self.window = 1
+        self.ready: deque[_InFlight] = deque()  # claimed and checked, waiting for a sender
+        self.inflight: dict[Future[SendResult], _InFlight] = {}
+        self.started = self.saved = time.monotonic()
+        self.unsaved = 0  # outcomes recorded since the last commit
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def clock(self) -> datetime:
         # Claims carry the real elapsed time, so a long run's later claims do not look
         # abandoned to another dispatcher whose lease check uses a later instant.
-        return now + timedelta(seconds=time.monotonic() - started)
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
 
-    sent = reconcile_abandoned(now=now, provider=provider, message_ids=message_ids)
-    streak = 0
-    for _ in range(limit):
-        message = _claim_next(now, clock(), message_ids)
-        if message is None:
-            break
-        outcome = _process(message, now, provider, settings, rng, bucket)
-        if outcome == "sent":
-            sent += 1
-            streak = 0
-        elif outcome == "provider_down":
-            streak += 1
-            if streak >= BREAKER:
+    def loop(self) -> int:
+        sent = streak = claimed = 0
+        stop = drained = False
+        while True:
+            for future in [f for f in self.inflight if f.done()]:
+                outcome = self._record(self.inflight.pop(future), future)
+                if outcome == "sent":
+                    sent += 1
+                    streak = 0
+                    self.window = min(self.most, self.window + 1)
+                elif outcome == "provider_down":
+                    streak += 1
+                    self.window = 1
+            if streak >= BREAKER and not stop:
                 logger.warning("dispatch: provider failing, stopping this run")
-                break
-    return sent
+                stop = True
+                self._release(self.ready)
+            if self.ready and len(self.inflight) < self.window:
+                self._send(self.ready.popleft())
+                continue
+            more = not (stop or drained or self.ready) and claimed < self.limit
+            if more:
+                # Claim and check the next batch while the sends in flight go on; the
+                # claim's commit carries the outcomes recorded so far.
+                batch = self._claim(min(self.batch, self.limit - claimed))
+                if batch:
+                    claimed += len(batch)
+                    self._check(batch)
+                    continue
+                # Nothing claimable: done, unless the rest is to numbers still in flight.
+                drained = not self.inflight
+            if not self.inflight:
+                db.session.commit()
+                return sent
+            if self.unsaved and (
+                not more or self.unsaved >= self.batch or time.monotonic() - self.saved > 0.05
+            ):
+                self._commit()
+            wait(list(self.inflight), return_when=FIRST_COMPLETED)
 
-
-def _claim_next(
-    now: datetime, claimed_at: datetime, message_ids: Collection[str] | None
-) -> Message | None:
-    """Claim the next due queued message (committed), or return None when none is left."""
-    for _ in range(20):  # another dispatcher may win a race for a row; try the next one
-        stmt = (
-            select(Message.id)
-            .where(
-                Message.status == "queued",
-                Message.direction == "outbound",
-                Message.send_after <= now,
-            )
-            .order_by(Message.send_after, Message.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite relies on the rowcount
-        )
-        if message_ids is not None:
-            stmt = stmt.where(Message.id.in_(list(message_ids)))
-        message_id = db.session.scalar(stmt)
-        if message_id is None:
-            db.session.commit()
-            return None
-        claimed = db.session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == "queued")
-            .values(
-                status="sending",
-                claimed_at=claimed_at,
-                attempts=Message.attempts + 1,
-                updated_at=claimed_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    def _commit(self) -> None:
         db.session.commit()
-        if claimed.rowcount == 1:
-            return db.session.get(Message, message_id, populate_existing=True)
-    return None
+        self.unsaved, self.saved = 0, time.monotonic()
+
+    def _claim(self, room: int) -> list[Message]:
+        """Claim (committed) up to `room` due texts to numbers not in flight or waiting."""
+        busy = {f.message.to_number for f in (*self.inflight.values(), *self.ready)}
+        for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
+            stmt = (
+                select(Message.id, Message.to_number)
+                .where(
+                    Message.status == "queued",
+                    Message.direction == "outbound",
+                    Message.send_after <= self.now,
+                )
+                .order_by(Message.send_after, Message.id)
+                .limit(room + len(busy) + _CANDIDATE_SLACK)
+                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite relies on the rowcount
+            )
+            if self.message_ids is not None:
+                stmt = stmt.where(Message.id.in_(self.message_ids))
+            ids: list[str] = []
+            numbers = set(busy)
+            for message_id, number in db.session.execute(stmt):
+                if number not in numbers and len(ids) < room:
+                    ids.append(message_id)
+                    numbers.add(number)
+            if not ids:
+                return []
+            at = self.clock()
+            won = set(
+                db.session.scalars(
+                    update(Message)
+                    .where(Message.id.in_(ids), Message.status == "queued")
+                    .values(
+                        status="sending",
+                        claimed_at=at,
+                        attempts=Message.attempts + 1,
+                        updated_at=at,
+                    )
+                    .returning(Message.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            # The claims (and the outcomes recorded before them) are committed before any
+            # of these texts can reach the provider.
+            self._commit()
+            if won:
+                rows = db.session.scalars(
+                    select(Message)
+                    .where(Message.id.in_(won))
+                    .execution_options(populate_existing=True)
+                ).all()
+                order = {message_id: n for n, message_id in enumerate(ids)}
+                return sorted(rows, key=lambda m: order[m.id])
+        return []
+
+    def _check(self, batch: list[Message]) -> None:
+        """Re-check each claimed text now; record skips and deferrals, queue the rest to send."""
+        with gate.prefetched(batch, self.now):
+            for message in batch:
+                try:
+                    decision, recipient = gate.decide(message, self.now, self.settings)
+                except Exception as exc:  # noqa: BLE001 - one unreadable message must not block
+                    db.session.rollback()  # only reads since the claim was committed
+                    logger.exception("dispatch: message %s cannot be checked; not sent",
+                                     message.id)  # fmt: skip
+                    settle(message, self.now, status="failed", error_message=f"send-time "
+                           f"check failed: {type(exc).__name__}")  # fmt: skip
+                    self._commit()
+                    continue
+                if message.body is None:
+                    decision = policy.Decision(policy.SKIP, "no body")
+                if decision.action == policy.SEND:
+                    self.ready.append(_InFlight(message, recipient, self._request(message)))
+                elif decision.action == policy.SKIP:
+                    settle(message, self.now, status="skipped", error_message=decision.reason)
+                    logger.info("dispatch: message %s skipped: %s", message.id, decision.reason)
+                else:
+                    settle(
+                        message,
+                        self.now,
+                        status="queued",
+                        send_after=decision.until,
+                        attempts=message.attempts - 1,  # waiting out quiet hours is not a try
+                        claimed_at=None,
+                        error_message=f"deferred: {decision.reason}",
+                        # Staleness runs from the new send time, not from when it was queued.
+                        expires_at=message.expires_at or decision.until + self.stale,
+                    )
+
+    def _request(self, message: Message) -> dict[str, Any]:
+        return {
+            "to": message.to_number,
+            "body": message.body,
+            "sender": gate.sender_for(message),
+            "status_callback": self.callback,
+            "validity_seconds": policy.validity_seconds(
+                message.expires_at, self.now, message.purpose, self.stale
+            ),
+            "idempotency_key": message.idempotency_key or message.id,
+        }
+
+    def _release(self, flights: deque[_InFlight]) -> None:
+        """Put claimed texts that will not be sent in this run back in the queue, untried."""
+        while flights:
+            message = flights.popleft().message
+            settle(message, self.now, status="queued", claimed_at=None,
+                   attempts=message.attempts - 1)  # fmt: skip
+
+    def _send(self, flight: _InFlight) -> None:
+        """Hand one checked text to a sender, with its slot of the rate limit reserved now."""
+        slot = None if self.bucket.unlimited else self.bucket.reserve()
+        args = (self.provider, self.settings, flight.request, self.bucket, slot)
+        if self.pool is not None:
+            future = self.pool.submit(_provider_send, *args)
+        else:
+            future = Future()
+            try:
+                future.set_result(_provider_send(*args))
+            except DeliveryError as error:
+                future.set_exception(error)
+        self.inflight[future] = flight
+
+    def _record(self, flight: _InFlight, future: Future[SendResult]) -> str:
+        """Record what became of one send (committed later); return what it was."""
+        message, now = flight.message, self.now
+        self.unsaved += 1
+        try:
+            result = future.result()
+        except DeliveryError as error:
+            return _failed(message, error, now, self.rng, flight.recipient)
+        if settle(message, now, status="sent", provider_sid=result.sid, segments=result.segments,
+                  sent_at=now, error_code=None, error_message=None):  # fmt: skip
+            record_event("message.sent", message, now, {"segments": result.segments})
+        logger.info("dispatch: message %s sent to %s as %s", message.id,
+                    mask(message.to_number), result.sid)  # fmt: skip
+        return "sent"
 
 
-def _process(
-    message: Message,
-    now: datetime,
+def _provider_send(
     provider: SmsProvider,
     settings: Any,
-    rng: random.Random,
+    kwargs: dict[str, Any],
     bucket: TokenBucket,
-) -> str:
-    """Re-check, send and record one claimed message; return what became of it."""
-    try:
-        decision, recipient = gate.decide(message, now, settings)
-    except Exception as exc:  # noqa: BLE001 - one unreadable message must not block the outbox
-        db.session.rollback()
-        logger.exception("dispatch: message %s cannot be checked; not sent", message.id)
-        settle(message, now, status="failed", error_message=f"send-time check failed: "
-               f"{type(exc).__name__}")  # fmt: skip
-        db.session.commit()
-        return "failed"
-    if message.body is None:
-        decision = policy.Decision(policy.SKIP, "no body")
-    if decision.action == policy.SKIP:
-        settle(message, now, status="skipped", error_message=decision.reason)
-        db.session.commit()
-        logger.info("dispatch: message %s skipped: %s", message.id, decision.reason)
-        return "skipped"
-    if decision.action == policy.DEFER:
-        stale = timedelta(minutes=settings.STALE_PROMPT_MINUTES)
-        settle(
-            message,
-            now,
-            status="queued",
-            send_after=decision.until,
-            attempts=message.attempts - 1,  # waiting out quiet hours is not a try
-            claimed_at=None,
-            error_message=f"deferred: {decision.reason}",
-            # Staleness runs from the new send time, not from when it was queued.
-            expires_at=message.expires_at or decision.until + stale,
-        )
-        db.session.commit()
-        return "deferred"
-    stale = timedelta(minutes=settings.STALE_PROMPT_MINUTES)
-    bucket.acquire()
-    try:
-        result = provider.send(
-            to=message.to_number,
-            body=message.body,
-            sender=gate.sender_for(message),
-            status_callback=f"{settings.PUBLIC_BASE_URL}/twilio/status",
-            validity_seconds=policy.validity_seconds(
-                message.expires_at, now, message.purpose, stale
-            ),
-            idempotency_key=message.idempotency_key or message.id,
-        )
-    except DeliveryError as error:
-        return _failed(message, error, now, rng, recipient)
+    slot: float | None,
+) -> SendResult:
+    """Send one text at its slot (on a sender thread); a crash test may stop us right after."""
+    if slot is not None:
+        bucket.wait_until(slot)
+    result = provider.send(**kwargs)
     _crash_point(settings)
-    if settle(message, now, status="sent", provider_sid=result.sid, segments=result.segments,
-               sent_at=now, error_code=None, error_message=None):  # fmt: skip
-        record_event("message.sent", message, now, {"segments": result.segments})
-    db.session.commit()
-    logger.info("dispatch: message %s sent to %s as %s", message.id, mask(message.to_number),
-                result.sid)  # fmt: skip
-    return "sent"
+    return result
 
 
 def _failed(
@@ -196,7 +352,7 @@ def _failed(
     rng: random.Random,
     recipient: gate.Recipient,
 ) -> str:
-    """Record a failed send: give up on a permanent error, reconcile or retry a transient one."""
+    """Record a failed send (not committed): give up on a permanent error, reconcile or retry."""
     detail = str(error)[:500]
     if error.permanent:
         give_up(message, now, error.code, detail, recipient)
@@ -204,7 +360,6 @@ def _failed(
             reason, kind = policy.OPT_OUT_CODES[error.code]
             opt_out_number(message.to_number, reason=reason, keyword=None, now=now,
                            alert_kind=kind, source="provider")  # fmt: skip
-        db.session.commit()
         return "failed"
     wait = policy.backoff(message.attempts, rng, error.retry_after)
     if error.maybe_sent:
@@ -217,7 +372,6 @@ def _failed(
                 error_code=error.code, error_message=detail)  # fmt: skip
     else:
         give_up(message, now, error.code, detail, recipient)
-    db.session.commit()
     logger.warning("dispatch: message %s to %s failed (attempt %d): %s", message.id,
                    mask(message.to_number), message.attempts, detail)  # fmt: skip
     return "provider_down" if policy.provider_wide(error) else "retry"

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts
 from service.db import db
@@ -29,11 +30,15 @@ def settle(
         .values(updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount == 1:
+        # The row now holds exactly these values: mirror them without reading it back.
+        for key, value in {"updated_at": now, **values}.items():
+            set_committed_value(message, key, value)
+        return True
     db.session.refresh(message)
-    if result.rowcount != 1:
-        logger.warning("dispatch: message %s changed under us; left as %s", message.id,
-                       message.status)  # fmt: skip
-    return result.rowcount == 1
+    logger.warning("dispatch: message %s changed under us; left as %s", message.id,
+                   message.status)  # fmt: skip
+    return False
 
 
 def record_event(kind: str, message: Message, now: datetime, extra: dict[str, Any]) -> None:

@@ -1,4 +1,12 @@
-"""A thread-safe token bucket for pacing outbound SMS to the provider's rate limit."""
+"""A thread-safe token bucket for pacing outbound SMS to the provider's rate limit.
+
+Each token is a slot on an absolute timeline: `reserve()` hands out the instant (on the
+bucket's clock) at which the caller may send, one 1/rate after the previous slot once the
+burst is spent, and `wait_until()` sleeps until it. A caller that reserves ahead (the
+dispatcher reserves when it hands a text to a sender thread) keeps the rate however long its
+own work between sends takes; only a caller that comes back after its slot has passed loses
+the time in between, as a bucket must (the idle time earns at most `burst` tokens).
+"""
 
 from __future__ import annotations
 
@@ -52,17 +60,29 @@ class TokenBucket:
                 return True
             return False
 
-    def acquire(self) -> float:
-        """Take a token, blocking until one is available; return the seconds waited."""
+    def reserve(self) -> float:
+        """Take a token now and return the instant (on the bucket's clock) it may be used."""
         if self.unlimited:
-            return 0.0
+            return self._clock()
         with self._lock:
-            self._refill(self._clock())
-            # Reserve the token now (the balance may go negative) and sleep outside the
-            # lock: callers are served in arrival order and the debt is what paces them.
-            # Oversleeping does not accumulate because the next refill reads the clock.
+            now = self._clock()
+            self._refill(now)
+            # The balance may go negative: the debt is what spaces the slots, in the
+            # order they were reserved, whoever waits for them and however late.
             self._tokens -= 1
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            return now + (-self._tokens / self.rate if self._tokens < 0 else 0.0)
+
+    def wait_until(self, deadline: float) -> float:
+        """Sleep until the bucket's clock reaches deadline; return the seconds slept."""
+        wait = deadline - self._clock()
         if wait > 0:
             self._sleep(wait)
-        return wait
+            return wait
+        return 0.0
+
+    def acquire(self) -> float:
+        """Take a token, blocking until its slot; return the seconds waited."""
+        if self.unlimited:
+            return 0.0
+        # Oversleeping does not accumulate: the next reservation reads the clock.
+        return self.wait_until(self.reserve())

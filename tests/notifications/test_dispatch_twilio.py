@@ -68,7 +68,9 @@ def test_the_token_bucket_paces_twilio_sends_at_sms_mps(people, fake_server, set
     assert len(fake_server.posts()) == 4
     # Four sends at 4 per second span at least three quarter-second gaps.
     assert elapsed >= 0.75 - 0.02
-    assert waits and all(0 < w <= 0.25 + 1e-6 for w in waits)
+    # A slot is reserved when the text is handed to a sender; at most two are reserved
+    # ahead at this rate, so no sender waits longer than two gaps.
+    assert waits and all(0 < w <= 2 * 0.25 + 1e-6 for w in waits)
 
 
 def test_console_and_fake_backends_are_not_rate_limited(people, settings, monkeypatch):
