@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format bench bench-full soak clean
+.PHONY: run test lint format bench bench-full bench-scale soak clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(VENV)/.dev
 ## make bench-full: 100,000 clients; by hand only
 bench-full: $(VENV)/.dev
 	$(PY) -m bench.run --profile full
+
+## make bench-scale: 100,000 clients with one week of history, PostgreSQL only; by hand only
+bench-scale: $(VENV)/.dev
+	$(PY) -m bench.run --profile scale
 
 ## make soak: the long reliability runs (kills, database restart, load)
 soak: $(VENV)/.dev

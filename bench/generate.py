@@ -256,9 +256,10 @@ def _hhmm_plus(value: str, minutes: int) -> str:
 class Calendar:
     """Occurrences in the history window, cached per (zone, weekday, local time)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, history_days: int = HISTORY_DAYS) -> None:
         self.now = now
-        self.start = now - timedelta(days=HISTORY_DAYS)
+        self.history_days = history_days
+        self.start = now - timedelta(days=history_days)
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one Calendar per run
     def occurrences(
@@ -269,7 +270,7 @@ class Calendar:
         h, m = map(int, hhmm.split(":"))
         today = self.now.astimezone(tz).date()
         out = []
-        for back in range(HISTORY_DAYS + 2, -1, -1):
+        for back in range(self.history_days + 2, -1, -1):
             day = today - timedelta(days=back)
             if weekday is not None and day.weekday() != weekday:
                 continue
@@ -302,13 +303,16 @@ def _outcome(rng: random.Random) -> str:
 class Generator:
     """Emits every row of the population into a Writer, a chunk of clients at a time."""
 
-    def __init__(self, writer: Writer, clients: int, seed: int, now: datetime) -> None:
+    def __init__(
+        self, writer: Writer, clients: int, seed: int, now: datetime,
+        history_days: int = HISTORY_DAYS,
+    ) -> None:  # fmt: skip
         self.w = writer
         self.n = clients
         self.rng = random.Random(seed)
         self.ids = Ids(seed, now)
         self.now = now
-        self.cal = Calendar(now)
+        self.cal = Calendar(now, history_days)
         self.sid = 0
         self.seed = seed
         self.practices: list[dict[str, Any]] = []
@@ -540,8 +544,13 @@ def generate(
     seed: int = 1,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    history_days: int = HISTORY_DAYS,
 ) -> Report:
-    """Create the schema on an empty database at `url` and fill it; return rows and timings."""
+    """Create the schema on an empty database at `url` and fill it; return rows and timings.
+
+    `history_days` shortens the check-in history (as retention would) for scale runs where
+    the population, not its past, is what is measured.
+    """
     now = now or bench_now()
     engine = make_engine(url)
     try:
@@ -559,7 +568,7 @@ def generate(
                 index.drop(conn)
         writer = Writer(engine, report)
         try:
-            Generator(writer, clients, seed, now).run(progress)
+            Generator(writer, clients, seed, now, history_days).run(progress)
         finally:
             writer.close()
         index_started = time.perf_counter()
@@ -602,13 +611,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", required=True, help="SQLAlchemy URL of an empty database")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--now", default=None, help="the clock, ISO-8601 with offset")
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                        help="days of check-in history per client (default 8 weeks)")  # fmt: skip
     args = parser.parse_args(argv)
     now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else None
 
     def progress(done: int) -> None:
         print(f"\r{done:,}/{args.clients:,} clients", end="", file=sys.stderr, flush=True)
 
-    report = generate(args.db, args.clients, seed=args.seed, now=now, progress=progress)
+    report = generate(args.db, args.clients, seed=args.seed, now=now, progress=progress,
+                      history_days=args.history_days)  # fmt: skip
     print(file=sys.stderr)
     print("\n".join(report.lines()))
     return 0
