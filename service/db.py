@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -121,17 +122,17 @@ class UTCDateTime(TypeDecorator):
 
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
 
 def new_id(prefix: str) -> str:
     """Return an opaque, time-ordered id such as `cl_01hx…` (ULID-like: 48-bit ms + 80 random bits)."""
     ms = time.time_ns() // 1_000_000
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    # The 26 base-32 digits of the 128-bit value, most significant first: shifted into the
+    # top 130 of 160 bits, they are the first 26 characters of its RFC 4648 base32.
+    digits = base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_BASE32)
+    return f"{prefix}_{digits.decode('ascii')}"
 
 
 def new_secret(nbytes: int = 32) -> str:
