@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db import db
 from service.models import Client, Commitment, Meeting, MeetingPlan, SupportContact
@@ -125,9 +126,11 @@ def _plan_batch(model: type[Source], sources: list[Source], now: datetime, until
     for source in sources:
         client = clients[source.client_id]
         lo = planning_start(source, client, now)
-        db.session.expire(source, ["planned_until"])
         if source.id in claimed:
+            set_committed_value(source, "planned_until", until)
             work.append((source, client, lo))
+        else:
+            db.session.expire(source, ["planned_until"])
     created = sync_sources(work, until, now=now)
     del meetings, contacts
     return created

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,6 +19,7 @@ from service.events import append_event, append_events
 from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
 from service.quiet_hours import QuietHours, close_time, defer_question, place_reminder
 from service.schedule import (
+    Occurrence,
     expand,
     expand_weekly_meeting,
     get_zone,
@@ -83,7 +86,12 @@ def paused_reason(source: Source, client: Client, occurrence: datetime) -> str |
 
 def quiet_hours_of(client: Client) -> QuietHours:
     """Return the client's quiet hours (a contact verifier shares them, in their own zone)."""
-    return QuietHours.from_strings(client.quiet_start, client.quiet_end)
+    return _quiet_hours(client.quiet_start, client.quiet_end)
+
+
+@functools.lru_cache(maxsize=256)
+def _quiet_hours(start: str, end: str) -> QuietHours:
+    return QuietHours.from_strings(start, end)
 
 
 def verifier_zone(client: Client, contact: SupportContact | None) -> str:
@@ -91,10 +99,17 @@ def verifier_zone(client: Client, contact: SupportContact | None) -> str:
     return (contact.timezone if contact is not None else None) or client.timezone
 
 
-def desired_slots(source: Source, client: Client, lo: datetime, hi: datetime) -> list[Slot]:
-    """List the check-ins a source should have for occurrences in [lo, hi)."""
+def desired_slots(
+    source: Source, client: Client, lo: datetime, hi: datetime, *, memo: Memo | None = None
+) -> list[Slot]:
+    """List the check-ins a source should have for occurrences in [lo, hi).
+
+    `memo` (one dict per planning batch) shares the pure work between sources that ask the
+    same thing: the expansion of one meeting's week, the quiet-hours placement of one time.
+    """
     if not_plannable(source, client) is not None or hi <= lo:
         return []
+    memo = {} if memo is None else memo
     quiet = quiet_hours_of(client)
     contact = (
         db.session.get(SupportContact, source.verifier_contact_id)
@@ -102,37 +117,86 @@ def desired_slots(source: Source, client: Client, lo: datetime, hi: datetime) ->
         else None
     )
     zone = verifier_zone(client, contact)
-    if isinstance(source, MeetingPlan):
-        meeting: Meeting = source.meeting
-        occurrences = expand_weekly_meeting(
-            meeting.day, parse_local_time(meeting.time), meeting.timezone, source.starts_on, lo, hi
-        )
-    else:
-        occurrences = expand(
-            source.rrule, parse_local_time(source.time), client.timezone, source.starts_on, lo, hi
-        )
     slots = []
-    for occ in occurrences:
+    for occ in _occurrences(source, client, lo, hi, memo):
         if occ.at < source.created_at or paused_reason(source, client, occ.local):
             continue
         if isinstance(source, MeetingPlan):
-            natural_due = _meeting_end(source.meeting, occ.local, occ.at)
-            reminder_at = None
-            if source.remind_minutes_before > 0:
-                wanted = occ.at - timedelta(minutes=source.remind_minutes_before)
-                reminder_at = place_reminder(wanted, occ.at, client.timezone, quiet)
-            due_at = defer_question(natural_due, zone, quiet)
-            closes_at = close_time(due_at, confirm_window_hours=source.confirm_window_hours)
+            meeting = source.meeting
+            key: tuple[object, ...] = (
+                "meeting", meeting.end_time, meeting.timezone, occ.local, occ.at,
+                source.remind_minutes_before, source.confirm_window_hours, client.timezone,
+                quiet, zone,
+            )  # fmt: skip
+            timing = memo.get(key)
+            if timing is None:
+                timing = memo[key] = _meeting_timing(source, client, occ, zone, quiet)
         else:
-            # Commitments get no reminder: the question at the promised time is the nudge,
-            # and a second text a day would eat into SMS_DAILY_CAP.
-            reminder_at = None
-            due_at = defer_question(occ.at, zone, quiet)
-            closes_at = close_time(due_at, grace_minutes=source.grace_minutes)
-        slots.append(
-            Slot(occ.local, occ.at, due_at, closes_at, reminder_at, source.verifier_contact_id)
-        )
+            key = ("commitment", occ.at, zone, quiet, source.grace_minutes)
+            timing = memo.get(key)
+            if timing is None:
+                # Commitments get no reminder: the question at the promised time is the
+                # nudge, and a second text a day would eat into SMS_DAILY_CAP.
+                due_at = defer_question(occ.at, zone, quiet)
+                timing = memo[key] = (
+                    due_at,
+                    close_time(due_at, grace_minutes=source.grace_minutes),
+                    None,
+                )
+        slots.append(Slot(occ.local, occ.at, *timing, source.verifier_contact_id))
     return slots
+
+
+# Per-batch results of pure functions, keyed by everything they depend on.
+Memo = dict[tuple[object, ...], Any]
+# A weekly rule on a fixed day has no phase, so its start may be moved to any day before
+# the window without changing what falls inside: this far before `lo` is safely before it.
+_WEEKLY_START_FLOOR = timedelta(days=8)
+
+
+def _occurrences(
+    source: Source, client: Client, lo: datetime, hi: datetime, memo: Memo
+) -> list[Occurrence]:
+    """Expand a source's rule over [lo, hi), once per distinct rule in a batch."""
+    if isinstance(source, MeetingPlan):
+        meeting: Meeting = source.meeting
+        starts_on = max(source.starts_on, (lo - _WEEKLY_START_FLOOR).date())
+        key: tuple[object, ...] = (
+            "weekly",
+            meeting.day,
+            meeting.time,
+            meeting.timezone,
+            starts_on,
+            lo,
+            hi,
+        )
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = expand_weekly_meeting(
+                meeting.day, parse_local_time(meeting.time), meeting.timezone, starts_on, lo, hi
+            )
+        return found
+    key = ("rrule", source.rrule, source.time, client.timezone, source.starts_on, lo, hi)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = expand(
+            source.rrule, parse_local_time(source.time), client.timezone, source.starts_on, lo, hi
+        )
+    return found
+
+
+def _meeting_timing(
+    source: MeetingPlan, client: Client, occ: Occurrence, zone: str, quiet: QuietHours
+) -> tuple[datetime, datetime, datetime | None]:
+    """Return (due_at, closes_at, reminder_at) of one meeting occurrence."""
+    natural_due = _meeting_end(source.meeting, occ.local, occ.at)
+    reminder_at = None
+    if source.remind_minutes_before > 0:
+        wanted = occ.at - timedelta(minutes=source.remind_minutes_before)
+        reminder_at = place_reminder(wanted, occ.at, client.timezone, quiet)
+    due_at = defer_question(natural_due, zone, quiet)
+    closes_at = close_time(due_at, confirm_window_hours=source.confirm_window_hours)
+    return due_at, closes_at, reminder_at
 
 
 def _meeting_end(meeting: Meeting, local_start: datetime, start: datetime) -> datetime:
@@ -170,9 +234,10 @@ def sync_sources(
     events: list[dict[str, object]] = []
     new_rows: list[dict[str, object]] = []
     plans: list[tuple[Source, str, list[dict[str, object]]]] = []
+    memo: Memo = {}
     for source, client, lo in batch:
         source_type = source_type_of(source)
-        slots = {slot.occurrence: slot for slot in desired_slots(source, client, lo, hi)}
+        slots = {slot.occurrence: slot for slot in desired_slots(source, client, lo, hi, memo=memo)}
         rows = {
             row.occurrence: row
             for row in existing.get((source_type, source.id), ())
@@ -231,12 +296,24 @@ def _existing_rows(
             stmt = select(CheckIn).where(
                 CheckIn.source_type == source_type,
                 CheckIn.source_id.in_(ids[start : start + IN_CHUNK]),
+                # The local occurrence is within a day or so of its instant in any zone;
+                # bounding it too lets the unique (source, occurrence) index range-scan.
+                CheckIn.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
+                CheckIn.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
                 CheckIn.event_at >= min(lows),
                 CheckIn.event_at < hi,
             )
             for row in db.session.scalars(stmt):
                 found.setdefault((row.source_type, row.source_id), []).append(row)
     return found
+
+
+# Wider than any UTC offset (-12 h … +14 h) plus the longest DST gap a wall time moves by.
+_OCCURRENCE_MARGIN = timedelta(days=3)
+
+
+def _naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 # Ids per IN list: well inside SQLite's and PostgreSQL's bound-parameter limits.
@@ -308,14 +385,21 @@ def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
     rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
     table = CheckIn.__table__
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["source_type", "source_id", "occurrence"])
-        .returning(table.c.id)
+    stmt = insert(table).on_conflict_do_nothing(
+        index_elements=["source_type", "source_id", "occurrence"]
     )
-    inserted: set[str] = set()
     for start in range(0, len(rows), INSERT_CHUNK):
-        inserted.update(db.session.execute(stmt, rows[start : start + INSERT_CHUNK]).scalars())
+        db.session.execute(stmt, rows[start : start + INSERT_CHUNK])
+    # The ids are new and random, so those found now are the rows this INSERT wrote (a
+    # plain executemany, cheaper than RETURNING's statement rendered per batch of rows).
+    ids = [row["id"] for row in rows]
+    inserted: set[str] = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        inserted.update(
+            db.session.scalars(
+                select(table.c.id).where(table.c.id.in_(ids[start : start + IN_CHUNK]))
+            )
+        )
     return inserted
 
 
