@@ -1,41 +1,48 @@
 """Feed validators: the ETag and Last-Modified of a feed from small aggregate queries, no rendering.
 
 A calendar app polls every feed hourly and almost always gets "nothing changed". Rendering
-costs tens of milliseconds; answering 304 costs one indexed aggregate query over the rows a
-feed is made of (counts, max(updated_at), sum(revision), the pause dates) and one over the
-check-ins that can take an occurrence off. The ETag hashes those aggregates with the current
-year (milestones listed and VTIMEZONE rules depend on it), the tzdata version and a format
-version; every writer of these rows bumps updated_at/revision, so an edit changes the ETag.
-Last-Modified is the latest updated_at (or New Year's Day, when the year's rules took over).
+costs tens of milliseconds; answering 304 costs one indexed query: the token row by digest,
+its client's row and scalar aggregates over the rows a client's feed is made of (counts,
+max(updated_at), sum(revision), the pause dates, and the check-ins that can take an
+occurrence off, from ix_checkins_client_status_updated alone). Only while a pause is on
+record does a second query count the check-ins inside the pause. The ETag hashes those
+values with the current year (milestones listed and VTIMEZONE rules depend on it), the
+tzdata version and a format version; every writer of these rows bumps updated_at/revision,
+so an edit changes the ETag. Last-Modified is the latest updated_at (or New Year's Day,
+when the year's rules took over).
+
+The statements are built once and reused: building a statement of twenty subqueries (and
+its cache key) cost more than running it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import tzdata
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, bindparam, func, select, true
 
 from service.db import db
-from service.feed_content import checkin_filter, pause_window
+from service.feed_content import OFF_STATUSES, checkin_filter, pause_window
 from service.models import (
     Activity,
     Alert,
     CheckIn,
     Client,
     Commitment,
+    FeedToken,
     Meeting,
     MeetingPlan,
     Therapist,
 )
 
 # Bump when the rendering changes, so every ETag changes with it.
-FORMAT_VERSION = 1
-
-
+FORMAT_VERSION = 2
 @dataclass(frozen=True)
 class FeedValidator:
     """What a conditional GET compares: the quoted ETag and the Last-Modified instant."""
@@ -66,48 +73,134 @@ def _validator(values: list[Any], changed: list[datetime | None], now: datetime)
     return FeedValidator(etag, last)
 
 
-def client_validator(client: Client, *, now: datetime) -> FeedValidator:
-    """Compute a client feed's validator from two small aggregate queries (no rendering)."""
+# What of the client's own row the feed shows (or depends on), in this order.
+_OWN = ("updated_at", "revision", "status", "paused_until", "discreet", "timezone", "sobriety_date")
+# Positions in _client_sources(): the four pause dates, then the check-in aggregates.
+_PAUSES = (3, 7, 13, 14)
+_OFF_COUNT, _OFF_CHANGED, _CHECKIN_CHANGED = 15, 16, 17
 
-    def planned(column: Any) -> Any:
-        stmt = select(column).join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
-        return stmt.where(MeetingPlan.client_id == client.id).scalar_subquery()
 
-    sources = db.session.execute(
-        select(
-            *_aggregate(MeetingPlan, MeetingPlan.client_id == client.id, "updated_at", "revision", "paused_until"),
-            *_aggregate(Commitment, Commitment.client_id == client.id, "updated_at", "revision", "paused_until"),
-            *_aggregate(Activity, Activity.client_id == client.id, "updated_at", "revision"),
-            planned(func.max(Meeting.updated_at)),
-            planned(func.sum(Meeting.revision)),
-            select(func.min(MeetingPlan.paused_until)).where(MeetingPlan.client_id == client.id).scalar_subquery(),
-            select(func.min(Commitment.paused_until)).where(Commitment.client_id == client.id).scalar_subquery(),
-        )
-    ).one()  # fmt: skip
-    pauses = [sources[3], sources[7], sources[13], sources[14]]
-    if client.status == "paused":
-        pauses.append(client.paused_until)
-    window = pause_window(pauses)
-    # The third column is for Last-Modified only: a check-in leaving the filtered set (an
-    # excuse corrected to "confirmed") changes the count and the ETag but not that max.
-    checkins = db.session.execute(
-        select(
-            select(func.count()).where(checkin_filter(client.id, window)).scalar_subquery(),
-            select(func.max(CheckIn.updated_at))
-            .where(checkin_filter(client.id, window))
-            .scalar_subquery(),
-            select(func.max(CheckIn.updated_at))
-            .where(CheckIn.client_id == client.id)
-            .scalar_subquery(),
-        )
-    ).one()
-    own = (client.updated_at, client.revision, client.status, client.paused_until, client.discreet,
-           client.timezone, client.sobriety_date)  # fmt: skip
-    return _validator(
-        [own, tuple(sources), tuple(checkins[:2]), window],
-        [client.updated_at, sources[1], sources[5], sources[9], sources[11], checkins[2]],
-        now,
+def _client_sources(client_id: Any) -> tuple[list[Any], list[Any]]:
+    """Aggregates over the rows a client's feed is made of: (one-row subqueries, columns).
+
+    One pass per table: each subquery is a single-row aggregate over one index range of
+    the client's rows, joined to the rest; its columns come out in this fixed order.
+    """
+
+    def of(model: Any, *columns: Any) -> Any:
+        return select(*columns).where(model.client_id == client_id).subquery()
+
+    plans = of(MeetingPlan, func.count(), func.max(MeetingPlan.updated_at), func.sum(MeetingPlan.revision),
+               func.max(MeetingPlan.paused_until), func.min(MeetingPlan.paused_until))
+    commitments = of(Commitment, func.count(), func.max(Commitment.updated_at), func.sum(Commitment.revision),
+                     func.max(Commitment.paused_until), func.min(Commitment.paused_until))
+    activities = of(Activity, func.count(), func.max(Activity.updated_at), func.sum(Activity.revision))
+    meetings = (
+        select(func.max(Meeting.updated_at), func.sum(Meeting.revision))
+        .join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
+        .where(MeetingPlan.client_id == client_id)
+        .subquery()
     )
+    # The check-ins that take an occurrence off (checkin_filter without a pause window):
+    # their count and latest updated_at; and, for Last-Modified only, the latest updated_at
+    # of all (a check-in leaving the filtered set, an excuse corrected to "confirmed",
+    # changes the count and the ETag but not the filtered max). Each reads only
+    # ix_checkins_client_status_updated; three lookups beat one pass evaluating CASEs.
+    off = (CheckIn.client_id == client_id) & CheckIn.status.in_(OFF_STATUSES)
+    checkins = select(
+        select(func.count()).select_from(CheckIn).where(off).scalar_subquery(),
+        select(func.max(CheckIn.updated_at)).where(off).scalar_subquery(),
+        select(func.max(CheckIn.updated_at)).where(CheckIn.client_id == client_id).scalar_subquery(),
+    ).subquery()
+    p, c, a, m, k = (list(sub.c) for sub in (plans, commitments, activities, meetings, checkins))
+    columns = [*p[:4], *c[:4], *a, *m, p[4], c[4], *k]
+    return [plans, commitments, activities, meetings, checkins], columns  # fmt: skip
+
+
+def _joined(base: Any, subqueries: list[Any]) -> Any:
+    # Each subquery is exactly one row: joined on TRUE, a cartesian product of one.
+    for subquery in subqueries:
+        base = base.join(subquery, true())
+    return base
+
+
+def _labelled(columns: list[Any], prefix: str) -> list[Any]:
+    return [column.label(f"{prefix}{index}") for index, column in enumerate(columns)]
+
+
+_OWN_COLUMNS = [getattr(Client, name) for name in _OWN]
+
+
+@cache
+def _client_statement() -> Select[Any]:
+    """The client's own columns and _client_sources, by client id."""
+    client_id = bindparam("client_id", type_=String())
+    subqueries, sources = _client_sources(client_id)
+    return (
+        select(*_labelled(_OWN_COLUMNS, "own"), *_labelled(sources, "src"))
+        .select_from(_joined(Client.__table__, subqueries))
+        .where(Client.id == client_id)
+    )
+
+
+@cache
+def token_statement() -> Select[Any]:
+    """A feed token's row by digest, with its client's columns and _client_sources (one query).
+
+    A therapist's token comes back with the client columns NULL and the aggregates empty.
+    """
+    digest = bindparam("digest", type_=String())
+    # Uncorrelated, so each aggregate is one index range for one client, found once.
+    client_id = select(FeedToken.client_id).where(FeedToken.digest == digest).scalar_subquery()
+    subqueries, sources = _client_sources(client_id)
+    token = (FeedToken.id, FeedToken.digest, FeedToken.revoked_at, FeedToken.last_seen_at,
+             FeedToken.client_id, FeedToken.therapist_id)  # fmt: skip
+    return (
+        select(*token, *_labelled(_OWN_COLUMNS, "own"), *_labelled(sources, "src"))
+        .select_from(_joined(FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id), subqueries))
+        .where(FeedToken.digest == digest)
+    )  # fmt: skip
+
+
+def own_of(row: Any) -> tuple[Any, ...]:
+    """The client's own columns of a row of _client_statement or token_statement."""
+    return tuple(getattr(row, f"own{index}") for index in range(len(_OWN)))
+
+
+def sources_of(row: Any) -> tuple[Any, ...]:
+    """The aggregates of a row of _client_statement or token_statement."""
+    return tuple(getattr(row, f"src{index}") for index in range(_CHECKIN_CHANGED + 1))
+
+
+def client_validator_of(
+    client_id: str, own: Sequence[Any], sources: Sequence[Any], *, now: datetime
+) -> FeedValidator:
+    """Compute a client feed's validator from the values of _client_statement/token_statement."""
+    updated_at, _revision, status, paused_until = own[:4]
+    pauses = [sources[i] for i in _PAUSES]
+    if status == "paused":
+        pauses.append(paused_until)
+    window = pause_window(pauses)
+    counted = (sources[_OFF_COUNT], sources[_OFF_CHANGED])
+    if window is not None:
+        # Inside a pause a kept check-in keeps its occurrence: count those too.
+        wanted = checkin_filter(client_id, window)
+        counted = tuple(
+            db.session.execute(
+                select(
+                    select(func.count()).select_from(CheckIn).where(wanted).scalar_subquery(),
+                    select(func.max(CheckIn.updated_at)).where(wanted).scalar_subquery(),
+                )
+            ).one()
+        )
+    changed = [updated_at, sources[1], sources[5], sources[9], sources[11], sources[_CHECKIN_CHANGED]]
+    return _validator([tuple(own), tuple(sources[:_OFF_COUNT]), counted, window], changed, now)
+
+
+def client_validator(client: Client, *, now: datetime) -> FeedValidator:
+    """Compute a client feed's validator from one aggregate query (no rendering)."""
+    row = db.session.connection().execute(_client_statement(), {"client_id": client.id}).one()
+    return client_validator_of(client.id, own_of(row), sources_of(row), now=now)
 
 
 def therapist_validator(therapist: Therapist, *, now: datetime) -> FeedValidator:

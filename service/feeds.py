@@ -6,8 +6,11 @@ import logging
 import math
 import re
 import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import case, literal, or_, select, update
@@ -21,21 +24,29 @@ from service.feed_therapist import therapist_clients, therapist_feed_events
 from service.feed_validators import (
     FeedValidator,
     client_validator,
+    client_validator_of,
+    own_of,
+    sources_of,
     therapist_validator,
+    token_statement,
     validator_of,
 )
 from service.models import Client, FeedToken, RateLimitBucket, Therapist
 
 __all__ = [
+    "FeedBodyCache",
     "FeedValidator",
+    "LiveFeed",
     "client_feed_events",
     "client_feed_url",
     "client_validator",
+    "cached_feed_body",
     "feed_body",
     "feed_owner",
     "feed_url",
     "find_feed",
     "guess_retry_after",
+    "live_feed",
     "live_feeds",
     "record_miss",
     "record_poll",
@@ -174,19 +185,73 @@ def feed_owner(row: FeedToken) -> Client | Therapist | None:
     return therapist if therapist is not None and therapist.active else None
 
 
+@dataclass(frozen=True)
+class LiveFeed:
+    """A live feed found by its token, with its validator: what a poll needs, in one query."""
+
+    id: str  # the feed token row's id
+    last_seen_at: datetime | None
+    client_id: str | None
+    therapist_id: str | None
+    validator: FeedValidator
+    therapist: Therapist | None = None  # loaded already for a therapist's feed
+
+    def owner(self) -> Client | Therapist:
+        """Load whose feed this is (only a render needs the row itself)."""
+        if self.therapist is not None:
+            return self.therapist
+        client = db.session.get(Client, self.client_id)
+        assert client is not None  # live_feed saw it in this transaction
+        return client
+
+
+def live_feed(token: str, *, now: datetime) -> LiveFeed | None:
+    """Find a live feed and compute its validator, or None for a miss (as find_feed/feed_owner).
+
+    A client's feed costs one query: the token row by digest joined with its client and the
+    validator's aggregates (see service.feed_validators); a pause on record adds one more.
+    """
+    if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
+        return None
+    wanted = crypto.digest(token)
+    # Core, not the ORM: no entities are loaded, and the ORM layer cost more than the query.
+    row = db.session.connection().execute(token_statement(), {"digest": wanted}).first()
+    if row is None or not crypto.same(row.digest, wanted) or row.revoked_at is not None:
+        return None
+    if row.client_id is not None:
+        own = own_of(row)
+        if own[2] is None or own[2] == "discharged":  # no such client, or care has ended
+            return None
+        validator = client_validator_of(row.client_id, own, sources_of(row), now=now)
+        return LiveFeed(row.id, row.last_seen_at, row.client_id, None, validator)
+    therapist = db.session.get(Therapist, row.therapist_id)
+    if therapist is None or not therapist.active:
+        return None
+    validator = therapist_validator(therapist, now=now)
+    return LiveFeed(row.id, row.last_seen_at, None, therapist.id, validator, therapist)
+
+
+class _Polled(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def last_seen_at(self) -> datetime | None: ...
+
+
 POLL_RECORD_INTERVAL = timedelta(minutes=5)
 
 
-def record_poll(row: FeedToken, *, now: datetime) -> None:
+def record_poll(row: _Polled, *, now: datetime) -> bool:
     """Count fetches of a feed, writing at most once per POLL_RECORD_INTERVAL per token.
 
     Calendar servers poll every feed about hourly; a write (and fsync) on every poll made
     polls cost a commit each. `poll_count` therefore counts recorded polls (at most one per
     interval), and `last_seen_at` is accurate to the interval. One conditional UPDATE, so
-    concurrent polls never double-count.
+    concurrent polls never double-count. Return whether it wrote (so there is a commit due).
     """
     if row.last_seen_at is not None and now - row.last_seen_at < POLL_RECORD_INTERVAL:
-        return
+        return False
     db.session.execute(
         update(FeedToken)
         .where(
@@ -199,6 +264,7 @@ def record_poll(row: FeedToken, *, now: datetime) -> None:
         .values(poll_count=FeedToken.poll_count + 1, last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
+    return True
 
 
 def _miss_key(remote_addr: str | None) -> str:
@@ -242,6 +308,71 @@ def feed_body(owner: Client | Therapist, *, now: datetime) -> bytes:
     )
     # The current year's zone rules, so a tzdata update reaches calendars within the year.
     return render_feed(name=FEED_NAME, events=events, reference_year=now.year)
+
+
+class FeedBodyCache:
+    """A bounded LRU of rendered feed bodies keyed by (feed token id, ETag).
+
+    The ETag is a function of everything the body is made of, so a body cached under the
+    ETag just computed from the database is the body a render would give now (the same
+    promise a 304 makes). The token is looked up, and checked live, before this is asked:
+    a revoked or rotated token never reaches a cached body. Bodies stay in this process's
+    memory only, at most max_entries of them and max_bytes in all.
+    """
+
+    def __init__(self, max_entries: int = 256, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bodies: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, key: tuple[str, str]) -> bytes | None:
+        """Return the cached body of key (marking it recently used), or None."""
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+            return body
+
+    def put(self, key: tuple[str, str], body: bytes) -> None:
+        """Keep body under key, dropping the least recently used bodies beyond the bounds."""
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._bodies.pop(key, None)
+            self._size += len(body) - (len(old) if old is not None else 0)
+            self._bodies[key] = body
+            while len(self._bodies) > self.max_entries or self._size > self.max_bytes:
+                _, dropped = self._bodies.popitem(last=False)
+                self._size -= len(dropped)
+
+    def clear(self) -> None:
+        """Forget every cached body."""
+        with self._lock:
+            self._bodies.clear()
+            self._size = 0
+
+
+def _body_cache() -> FeedBodyCache:
+    cache = current_app.extensions.get("feed_bodies")
+    if cache is None:
+        cache = current_app.extensions.setdefault("feed_bodies", FeedBodyCache())
+    return cache
+
+
+def cached_feed_body(feed: LiveFeed, *, now: datetime) -> bytes:
+    """Return the feed's body: cached under (token id, ETag), else rendered and kept."""
+    cache = _body_cache()
+    key = (feed.id, feed.validator.etag)
+    body = cache.get(key)
+    if body is None:
+        body = feed_body(feed.owner(), now=now)
+        cache.put(key, body)
+    return body
 
 
 def render_client_feed(client: Client, *, now: datetime) -> tuple[bytes, str, datetime]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 20:55:14.650953
+Create Date: 2026-11-27 21:50:11.041249
 
 """
 from alembic import op
@@ -378,6 +378,7 @@ def upgrade():
     )
     with op.batch_alter_table('checkins', schema=None) as batch_op:
         batch_op.create_index('ix_checkins_client_due', ['client_id', 'due_at'], unique=False)
+        batch_op.create_index('ix_checkins_client_status_updated', ['client_id', 'status', 'updated_at'], unique=False)
         batch_op.create_index('ix_checkins_closes_missed', ['closes_at'], unique=False, postgresql_where=sa.text("status = 'missed'"), sqlite_where=sa.text("status = 'missed'"))
         batch_op.create_index('ix_checkins_closes_prompted', ['closes_at'], unique=False, postgresql_where=sa.text("status = 'prompted'"), sqlite_where=sa.text("status = 'prompted'"))
         batch_op.create_index('ix_checkins_due_scheduled', ['due_at'], unique=False, postgresql_where=sa.text("status = 'scheduled'"), sqlite_where=sa.text("status = 'scheduled'"))
@@ -588,6 +589,7 @@ def downgrade():
         batch_op.drop_index('ix_checkins_due_scheduled', postgresql_where=sa.text("status = 'scheduled'"), sqlite_where=sa.text("status = 'scheduled'"))
         batch_op.drop_index('ix_checkins_closes_prompted', postgresql_where=sa.text("status = 'prompted'"), sqlite_where=sa.text("status = 'prompted'"))
         batch_op.drop_index('ix_checkins_closes_missed', postgresql_where=sa.text("status = 'missed'"), sqlite_where=sa.text("status = 'missed'"))
+        batch_op.drop_index('ix_checkins_client_status_updated')
         batch_op.drop_index('ix_checkins_client_due')
 
     op.drop_table('checkins')

@@ -91,24 +91,26 @@ def get_feed(token: str) -> Any:
 
 def _serve(token: str) -> Response:
     at = now()
-    row = feeds.find_feed(token)
-    owner = feeds.feed_owner(row) if row is not None else None
-    if row is None or owner is None:
+    # One query finds a live token, its owner and the validator; nothing renders for a 304.
+    feed = feeds.live_feed(token, now=at)
+    if feed is None:
         return _miss(at)
-    validator = feeds.validator_of(owner, now=at)
+    validator = feed.validator
     headers = {
         "ETag": validator.etag,
         "Last-Modified": http_date(validator.last_modified),
         "Cache-Control": f"private, max-age={MAX_AGE_SECONDS}",
         "X-Robots-Tag": "noindex, nofollow",
     }
-    feeds.record_poll(row, now=at)
+    recorded = feeds.record_poll(feed, now=at)
     if _not_modified(validator):
-        db.session.commit()
+        if recorded:  # else nothing was written: the request's teardown ends the read
+            db.session.commit()
         response = Response(status=304, headers=headers)
         response.headers.pop("Content-Type", None)
         return response
-    body = feeds.feed_body(owner, now=at)
+    # Re-fetches without a validator (and a second worker's first) reuse the rendered bytes.
+    body = feeds.cached_feed_body(feed, now=at)
     db.session.commit()
     return Response(
         body,
