@@ -47,8 +47,11 @@ bench-scale: $(VENV)/.dev
 	$(PY) -m bench.run --profile scale
 
 ## make soak: the long reliability runs (kills, database restart, load)
+# One at a time (-n 0): the load run's figures are only worth something on a quiet machine.
+# -s prints each run's figures (database restart, load: rate held, p50/p99 per kind).
+SOAK_ARGS ?= -n 0 -s
 soak: $(VENV)/.dev
-	$(PY) -m pytest -m slow tests/soak $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow tests/soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
