@@ -91,12 +91,16 @@ def stored_slug(slug: str) -> str:
     return f"{slug[: MAX_SLUG - 13]}~{digest}"
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
 def content_hash(values: dict[str, Any]) -> str:
     """Return the sha256 of the stored columns, so equal hashes mean nothing to write."""
     # Hashing what is stored (not MeetingRecord.content_hash(), which also covers derived
-    # labels) is both exact and cheap: one dumps of a list per meeting.
+    # labels) is both exact and cheap: one encode of a list per meeting (the encoder is
+    # built once; json.dumps with options builds a new one per call).
     content = [values[column] for column in _HASHED]
-    canonical = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    canonical = _CANONICAL(content)
     return hashlib.sha256(f"v1{canonical}".encode("ascii")).hexdigest()
 
 

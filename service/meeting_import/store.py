@@ -16,15 +16,17 @@ Policies (DESIGN):
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import String, insert, select
 
 from service import checkins
 from service.alerts import raise_alert
@@ -211,20 +213,23 @@ def _remember_feed(
 
 
 class _Inserter:
-    """Insert new meetings of one feed in batches: one driver-level executemany per batch.
+    """Insert new meetings of one feed in batches, one statement per batch, no ORM objects.
 
-    The statement is compiled once and each column's bind processing (JSON, UTC datetimes,
-    booleans) is done here: once for the values every row shares (practice, feed, timestamps,
-    active, revision) and once per distinct `types` list, instead of per row and column by
-    SQLAlchemy's executemany. The rows are exactly what `insert(Meeting.__table__)` would
-    send (tests/imports/test_store_bulk.py compares the two); no ORM objects are made.
+    SQLite: one driver-level executemany of the compiled INSERT. Each column's bind
+    processing (JSON, UTC datetimes, booleans) is done here: once for the values every row
+    shares (practice, feed, timestamps, active, revision) and once per distinct `types`
+    list, instead of per row and column by SQLAlchemy's executemany.
+    PostgreSQL: one INSERT ... SELECT FROM json_to_recordset(the batch as one JSON text
+    parameter), since an executemany is one server-side statement per row there.
+    Either way the stored rows are what `insert(Meeting.__table__)` stores
+    (tests/imports/test_fast_paths.py compares them).
     """
 
     def __init__(self, practice_id: str, feed_id: str, now: datetime) -> None:
         self.rows: list[dict[str, Any]] = []
         self._shared = {"practice_id": practice_id, "feed_id": feed_id, "active": True,
                         "created_at": now, "updated_at": now, "revision": 0}  # fmt: skip
-        self._statement: tuple[str, list[str], bool] | None = None
+        self._statement: tuple[str, Callable[[dict[str, Any]], Any]] | None = None
         self._shared_bound: dict[str, Any] = {}
         self._types_bound: dict[tuple[Any, ...], Any] = {}
         self._types_processor: Callable[[Any], Any] | None = None
@@ -239,16 +244,19 @@ class _Inserter:
         if not count:
             return 0
         connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            self._flush_recordset(connection)
+            return count
         if self._statement is None:
             self._prepare(connection.dialect)
         assert self._statement is not None
-        sql, keys, positional = self._statement
+        sql, parameters = self._statement
         shared, bind_types = self._shared_bound, self._bind_types
         params: list[Any] = []
         for row in self.rows:
             row["types"] = bind_types(row["types"])
             row.update(shared)
-            params.append(tuple([row[key] for key in keys]) if positional else row)
+            params.append(parameters(row))
         connection.exec_driver_sql(sql, params)
         self.rows.clear()
         return count
@@ -257,12 +265,41 @@ class _Inserter:
         table = Meeting.__table__
         keys = [column.key for column in table.columns]
         compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-        order = list(compiled.positiontup or ()) if compiled.positional else keys
-        self._statement = (compiled.string, order, bool(compiled.positional))
+        if compiled.positional:  # a tuple in the statement's order (sqlite's qmark)
+            parameters: Callable[[dict[str, Any]], Any] = itemgetter(*compiled.positiontup or ())
+        else:  # the row itself (psycopg's pyformat)
+            parameters = dict
+        self._statement = (compiled.string, parameters)
         for key, value in self._shared.items():
             process = _bind_processor(table.c[key], dialect)
             self._shared_bound[key] = value if process is None else process(value)
         self._types_processor = _bind_processor(table.c.types, dialect)
+
+    def _flush_recordset(self, connection: Any) -> None:
+        table = Meeting.__table__
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        varying = [column.key for column in table.columns if column.key not in self._shared]
+
+        def sql_type(key: str) -> str:
+            # Strings travel as TEXT so that the INSERT's own assignment cast checks lengths
+            # (an explicit ::VARCHAR(n) would cut silently).
+            column_type = table.c[key].type
+            return "TEXT" if isinstance(column_type, String) else column_type.compile(dialect)
+
+        record = ", ".join(f"{quote(key)} {sql_type(key)}" for key in varying)
+        shared = [f"%({key})s::{sql_type(key)}" for key in self._shared]
+        columns = ", ".join(quote(key) for key in [*varying, *self._shared])
+        # Only the table's own names and types are formatted in; every value is bound.
+        picked = ", ".join([*(f"r.{quote(key)}" for key in varying), *shared])
+        sql = f"INSERT INTO {quote(table.name)} ({columns}) SELECT {picked} "  # noqa: S608
+        sql += f"FROM json_to_recordset(%(rows)s::json) AS r({record})"
+        params: dict[str, Any] = {"rows": json.dumps(self.rows)}
+        for key, value in self._shared.items():
+            process = _bind_processor(table.c[key], dialect)
+            params[key] = value if process is None else process(value)
+        connection.exec_driver_sql(sql, params)
+        self.rows.clear()
 
     def _bind_types(self, types: list[str]) -> Any:
         process = self._types_processor

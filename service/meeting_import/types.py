@@ -252,24 +252,28 @@ def _codes_cached(items: tuple[str, ...], fellowship: str) -> tuple[str, ...]:
 def _codes(items: Iterable[Any], fellowship: str) -> tuple[str, ...]:
     codes: list[str] = []
     for item in items:
-        for piece in _scalar_pieces(item):
-            code = (
-                _piece_code_cached(piece, fellowship)
-                if len(piece) <= _CACHED_LENGTH
-                else _piece_code(piece, fellowship)
-            )
-            if code is None:
-                continue
+        item_codes = (
+            _item_codes_cached(item, fellowship)
+            if type(item) is str and len(item) <= _CACHED_LENGTH
+            else _item_codes(item, fellowship)
+        )
+        for code in item_codes:
             if code not in codes:
                 codes.append(code)
-            if len(codes) >= MAX_TYPES:
-                return tuple(codes)
+                if len(codes) >= MAX_TYPES:
+                    return tuple(codes)
     return tuple(codes)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _piece_code_cached(piece: str, fellowship: str) -> str | None:
-    return _piece_code(piece, fellowship)
+def _item_codes_cached(item: str, fellowship: str) -> tuple[str, ...]:
+    return _item_codes(item, fellowship)
+
+
+def _item_codes(item: Any, fellowship: str) -> tuple[str, ...]:
+    """Return the codes one raw `types` element names, in order (repeats kept)."""
+    codes = (_piece_code(piece, fellowship) for piece in _scalar_pieces(item))
+    return tuple(code for code in codes if code is not None)
 
 
 def _piece_code(piece: str, fellowship: str) -> str | None:
