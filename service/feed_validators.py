@@ -43,6 +43,8 @@ from service.models import (
 
 # Bump when the rendering changes, so every ETag changes with it.
 FORMAT_VERSION = 2
+
+
 @dataclass(frozen=True)
 class FeedValidator:
     """What a conditional GET compares: the quoted ETag and the Last-Modified instant."""
@@ -90,11 +92,25 @@ def _client_sources(client_id: Any) -> tuple[list[Any], list[Any]]:
     def of(model: Any, *columns: Any) -> Any:
         return select(*columns).where(model.client_id == client_id).subquery()
 
-    plans = of(MeetingPlan, func.count(), func.max(MeetingPlan.updated_at), func.sum(MeetingPlan.revision),
-               func.max(MeetingPlan.paused_until), func.min(MeetingPlan.paused_until))
-    commitments = of(Commitment, func.count(), func.max(Commitment.updated_at), func.sum(Commitment.revision),
-                     func.max(Commitment.paused_until), func.min(Commitment.paused_until))
-    activities = of(Activity, func.count(), func.max(Activity.updated_at), func.sum(Activity.revision))
+    plans = of(
+        MeetingPlan,
+        func.count(),
+        func.max(MeetingPlan.updated_at),
+        func.sum(MeetingPlan.revision),
+        func.max(MeetingPlan.paused_until),
+        func.min(MeetingPlan.paused_until),
+    )
+    commitments = of(
+        Commitment,
+        func.count(),
+        func.max(Commitment.updated_at),
+        func.sum(Commitment.revision),
+        func.max(Commitment.paused_until),
+        func.min(Commitment.paused_until),
+    )
+    activities = of(
+        Activity, func.count(), func.max(Activity.updated_at), func.sum(Activity.revision)
+    )
     meetings = (
         select(func.max(Meeting.updated_at), func.sum(Meeting.revision))
         .join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
@@ -110,11 +126,13 @@ def _client_sources(client_id: Any) -> tuple[list[Any], list[Any]]:
     checkins = select(
         select(func.count()).select_from(CheckIn).where(off).scalar_subquery(),
         select(func.max(CheckIn.updated_at)).where(off).scalar_subquery(),
-        select(func.max(CheckIn.updated_at)).where(CheckIn.client_id == client_id).scalar_subquery(),
+        select(func.max(CheckIn.updated_at))
+        .where(CheckIn.client_id == client_id)
+        .scalar_subquery(),
     ).subquery()
     p, c, a, m, k = (list(sub.c) for sub in (plans, commitments, activities, meetings, checkins))
     columns = [*p[:4], *c[:4], *a, *m, p[4], c[4], *k]
-    return [plans, commitments, activities, meetings, checkins], columns  # fmt: skip
+    return [plans, commitments, activities, meetings, checkins], columns
 
 
 def _joined(base: Any, subqueries: list[Any]) -> Any:
@@ -124,27 +142,73 @@ def _joined(base: Any, subqueries: list[Any]) -> Any:
     return base
 
 
-def _labelled(columns: list[Any], prefix: str) -> list[Any]:
-    return [column.label(f"{prefix}{index}") for index, column in enumerate(columns)]
-
-
 _OWN_COLUMNS = [getattr(Client, name) for name in _OWN]
+_TOKEN_COLUMNS = [FeedToken.id, FeedToken.digest, FeedToken.revoked_at, FeedToken.last_seen_at,
+                  FeedToken.client_id, FeedToken.therapist_id]  # fmt: skip
 
 
-@cache
+class Prepared:
+    """A statement compiled once per dialect and run as its SQL text on the session's connection.
+
+    A Core execution of a statement this size spends longer than the query itself on
+    SQLAlchemy's per-execution work (looking the compiled form up under the statement's
+    whole cache key, setting up parameters and result processing); this keeps the SQL text,
+    its parameter order and the columns' result processors per dialect. It still runs
+    through Connection.exec_driver_sql: the session's transaction, events and DBAPIError
+    wrapping all apply. Bound parameters must be strings (no bind processing is applied).
+    """
+
+    def __init__(self, build: Any, **placeholders: str) -> None:
+        self._build = build
+        self._placeholders = placeholders
+        self._forms: dict[tuple[str, str, str], tuple[str, dict[str, Any], Any, list[Any]]] = {}
+
+    @property
+    def statement(self) -> Select[Any]:
+        """The Core statement (for tests and EXPLAIN)."""
+        return self._build()
+
+    def _form(self, dialect: Any) -> tuple[str, dict[str, Any], Any, list[Any]]:
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        form = self._forms.get(key)
+        if form is None:
+            statement = self._build()
+            compiled = statement.compile(dialect=dialect)
+            # Expands IN lists into one parameter each, so the text is final.
+            state = compiled.construct_expanded_state(dict(self._placeholders))
+            processors = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            ]
+            form = (state.statement, dict(state.parameters), state.positiontup, processors)
+            self._forms[key] = form
+        return form
+
+    def first(self, **params: str) -> tuple[Any, ...] | None:
+        """Run with params; return the first row's values, processed as Core would, or None."""
+        connection = db.session.connection()
+        sql, defaults, order, processors = self._form(connection.dialect)
+        values = {**defaults, **params}
+        args = tuple(values[name] for name in order) if order is not None else values
+        row = connection.exec_driver_sql(sql, args).first()
+        if row is None:
+            return None
+        return tuple(value if process is None else process(value)
+                     for process, value in zip(processors, row, strict=True))  # fmt: skip
+
+
 def _client_statement() -> Select[Any]:
     """The client's own columns and _client_sources, by client id."""
     client_id = bindparam("client_id", type_=String())
     subqueries, sources = _client_sources(client_id)
     return (
-        select(*_labelled(_OWN_COLUMNS, "own"), *_labelled(sources, "src"))
+        select(*_OWN_COLUMNS, *sources)
         .select_from(_joined(Client.__table__, subqueries))
         .where(Client.id == client_id)
     )
 
 
-@cache
-def token_statement() -> Select[Any]:
+def _token_statement() -> Select[Any]:
     """A feed token's row by digest, with its client's columns and _client_sources (one query).
 
     A therapist's token comes back with the client columns NULL and the aggregates empty.
@@ -153,23 +217,28 @@ def token_statement() -> Select[Any]:
     # Uncorrelated, so each aggregate is one index range for one client, found once.
     client_id = select(FeedToken.client_id).where(FeedToken.digest == digest).scalar_subquery()
     subqueries, sources = _client_sources(client_id)
-    token = (FeedToken.id, FeedToken.digest, FeedToken.revoked_at, FeedToken.last_seen_at,
-             FeedToken.client_id, FeedToken.therapist_id)  # fmt: skip
+    joined = FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id)
     return (
-        select(*token, *_labelled(_OWN_COLUMNS, "own"), *_labelled(sources, "src"))
-        .select_from(_joined(FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id), subqueries))
+        select(*_TOKEN_COLUMNS, *_OWN_COLUMNS, *sources)
+        .select_from(_joined(joined, subqueries))
         .where(FeedToken.digest == digest)
-    )  # fmt: skip
+    )
 
 
-def own_of(row: Any) -> tuple[Any, ...]:
-    """The client's own columns of a row of _client_statement or token_statement."""
-    return tuple(getattr(row, f"own{index}") for index in range(len(_OWN)))
+CLIENT_STATE = Prepared(cache(_client_statement), client_id="")
+# Token columns first (id, digest, revoked_at, last_seen_at, client_id, therapist_id).
+TOKEN_STATE = Prepared(cache(_token_statement), digest="")
+TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 
 
-def sources_of(row: Any) -> tuple[Any, ...]:
-    """The aggregates of a row of _client_statement or token_statement."""
-    return tuple(getattr(row, f"src{index}") for index in range(_CHECKIN_CHANGED + 1))
+def own_of(values: Sequence[Any]) -> tuple[Any, ...]:
+    """The client's own columns of CLIENT_STATE's values (TOKEN_STATE's after TOKEN_WIDTH)."""
+    return tuple(values[: len(_OWN)])
+
+
+def sources_of(values: Sequence[Any]) -> tuple[Any, ...]:
+    """The aggregates of CLIENT_STATE's values (TOKEN_STATE's after TOKEN_WIDTH)."""
+    return tuple(values[len(_OWN) : len(_OWN) + _CHECKIN_CHANGED + 1])
 
 
 def client_validator_of(
@@ -193,14 +262,23 @@ def client_validator_of(
                 )
             ).one()
         )
-    changed = [updated_at, sources[1], sources[5], sources[9], sources[11], sources[_CHECKIN_CHANGED]]
+    changed = [
+        updated_at,
+        sources[1],
+        sources[5],
+        sources[9],
+        sources[11],
+        sources[_CHECKIN_CHANGED],
+    ]
     return _validator([tuple(own), tuple(sources[:_OFF_COUNT]), counted, window], changed, now)
 
 
 def client_validator(client: Client, *, now: datetime) -> FeedValidator:
     """Compute a client feed's validator from one aggregate query (no rendering)."""
-    row = db.session.connection().execute(_client_statement(), {"client_id": client.id}).one()
-    return client_validator_of(client.id, own_of(row), sources_of(row), now=now)
+    values = CLIENT_STATE.first(client_id=client.id)
+    if values is None:
+        raise LookupError(f"no client {client.id}")
+    return client_validator_of(client.id, own_of(values), sources_of(values), now=now)
 
 
 def therapist_validator(therapist: Therapist, *, now: datetime) -> FeedValidator:

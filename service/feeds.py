@@ -22,13 +22,14 @@ from service.db import UTCDateTime, db, new_id
 from service.feed_content import client_feed_events
 from service.feed_therapist import therapist_clients, therapist_feed_events
 from service.feed_validators import (
+    TOKEN_STATE,
+    TOKEN_WIDTH,
     FeedValidator,
     client_validator,
     client_validator_of,
     own_of,
     sources_of,
     therapist_validator,
-    token_statement,
     validator_of,
 )
 from service.models import Client, FeedToken, RateLimitBucket, Therapist
@@ -214,21 +215,24 @@ def live_feed(token: str, *, now: datetime) -> LiveFeed | None:
     if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
         return None
     wanted = crypto.digest(token)
-    # Core, not the ORM: no entities are loaded, and the ORM layer cost more than the query.
-    row = db.session.connection().execute(token_statement(), {"digest": wanted}).first()
-    if row is None or not crypto.same(row.digest, wanted) or row.revoked_at is not None:
+    values = TOKEN_STATE.first(digest=wanted)
+    if values is None:
         return None
-    if row.client_id is not None:
-        own = own_of(row)
+    token_id, digest, revoked_at, last_seen_at, client_id, therapist_id = values[:TOKEN_WIDTH]
+    if not crypto.same(digest, wanted) or revoked_at is not None:
+        return None
+    if client_id is not None:
+        client = values[TOKEN_WIDTH:]
+        own = own_of(client)
         if own[2] is None or own[2] == "discharged":  # no such client, or care has ended
             return None
-        validator = client_validator_of(row.client_id, own, sources_of(row), now=now)
-        return LiveFeed(row.id, row.last_seen_at, row.client_id, None, validator)
-    therapist = db.session.get(Therapist, row.therapist_id)
+        validator = client_validator_of(client_id, own, sources_of(client), now=now)
+        return LiveFeed(token_id, last_seen_at, client_id, None, validator)
+    therapist = db.session.get(Therapist, therapist_id)
     if therapist is None or not therapist.active:
         return None
     validator = therapist_validator(therapist, now=now)
-    return LiveFeed(row.id, row.last_seen_at, None, therapist.id, validator, therapist)
+    return LiveFeed(token_id, last_seen_at, None, therapist.id, validator, therapist)
 
 
 class _Polled(Protocol):
