@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 
@@ -15,6 +17,13 @@ def normalize_phone(value: str, default_region: str = "US") -> str:
         raise PhoneError("a phone number is required")
     if len(value) > 40:
         raise PhoneError("too long to be a phone number")
+    return _normalized(value, default_region)
+
+
+@lru_cache(maxsize=4096)
+def _normalized(value: str, default_region: str) -> str:
+    # Cached: every inbound text parses its sender's number, and numbers repeat. A PhoneError
+    # is not cached (lru_cache keeps results only), so junk costs a parse each time.
     try:
         parsed = phonenumbers.parse(value, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -24,6 +33,7 @@ def normalize_phone(value: str, default_region: str = "US") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def region_of(e164: str) -> str | None:
     """Return the two-letter region of an E.164 number (e.g. "US", "GB"), or None."""
     try:

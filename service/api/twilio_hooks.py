@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -45,15 +46,25 @@ def _require_signature() -> None:
     if not token:
         logger.warning("twilio webhook refused: TWILIO_AUTH_TOKEN is not configured")
         raise ApiError(403, "webhook signatures cannot be checked: no auth token is configured")
-    if not signature or not RequestValidator(token).validate(signed_url(), request.form, signature):
+    if not signature or not _validator(token).validate(signed_url(), request.form, signature):
         logger.warning("twilio webhook refused: bad or missing signature on %s", request.path)
         raise ApiError(403, "invalid Twilio signature")
 
 
+@lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
+
+
+# What MessagingResponse renders with nothing to say (most answers): built once.
+_EMPTY_TWIML = str(MessagingResponse())
+
+
 def _twiml(answer: str | None) -> Response:
+    if not answer:
+        return Response(_EMPTY_TWIML, status=200, mimetype="text/xml")
     twiml = MessagingResponse()
-    if answer:
-        twiml.message(answer)  # the library XML-escapes the text
+    twiml.message(answer)  # the library XML-escapes the text
     return Response(str(twiml), status=200, mimetype="text/xml")
 
 

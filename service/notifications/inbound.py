@@ -9,15 +9,17 @@ from typing import Any
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from service import alerts, consent
 from service.db import db, new_id
 from service.models import Client, Message, Practice, SupportContact
 from service.notifications import grammar, gsm
-from service.notifications.optout import opt_in_number, opt_out_number, people_at
-from service.notifications.replies import answer_prompt, reply_row, urge_answer
+from service.notifications.optout import opt_in_number, opt_out_number
+from service.notifications.replies import answer_prompt, reply_values, urge_answer
 from service.notifications.templates import render
 from service.phones import PhoneError, normalize_phone, region_of
 
@@ -27,6 +29,17 @@ logger = logging.getLogger(__name__)
 UNKNOWN_ANSWER_EVERY = timedelta(hours=24)
 _UNKNOWN_TEMPLATES = ("unknown_sender", "help_unknown")
 _CANONICAL = frozenset(canonical for _, canonical in grammar.KEYWORDS.values())
+# Built once: the statements of every inbound text (SQLAlchemy caches their compiled form).
+_CLIENTS_AT = (
+    select(Client).where(Client.phone == bindparam("phone")).order_by(Client.created_at, Client.id)
+)
+_CONTACTS_AT = (
+    select(SupportContact)
+    .where(SupportContact.phone == bindparam("phone"))
+    .order_by(SupportContact.created_at, SupportContact.id)
+)
+# INSERT .. ON CONFLICT DO NOTHING, by dialect name: a replayed MessageSid inserts nothing.
+_UPSERT_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,9 @@ class _Sender:
     clients: list[Client]
     contacts: list[SupportContact]
     client: Client | None  # the one whose answers we give (client-only keywords)
+    # Every contact with the number, archived ones too: a prompt sent before archiving may
+    # still be answered (the check-in lookup's rule), though an archived contact is no sender.
+    every_contact: list[SupportContact] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
 
     @property
@@ -70,14 +86,12 @@ def handle_inbound(
     """
     settings = settings if settings is not None else current_app.extensions["settings"]
     phone = _e164(from_number, settings.DEFAULT_PHONE_REGION)
-    if message_sid:
-        previous = _replay(message_sid)
-        if previous is not None:
-            return previous
-    clients, contacts = people_at(phone)
-    sender = _Sender(phone, clients, contacts, _primary(clients, to_number))
+    clients, contacts, every_contact = _people(phone)
+    sender = _Sender(phone, clients, contacts, _primary(clients, to_number), every_contact)
+    # Stored first, unique by MessageSid: a replayed webhook (or a concurrent delivery of the
+    # same text) inserts nothing and is answered with the recorded outcome, never acting twice.
     inbound = _store(sender, to_number, body, message_sid, now)
-    if inbound is None:  # a concurrent delivery of the same MessageSid stored it first
+    if inbound is None:
         return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
     reply = grammar.parse_reply(body)
     intent = reply.intent
@@ -87,11 +101,13 @@ def handle_inbound(
     if opted_out and grammar.normalize(body).upper() in grammar.OPT_IN_WHEN_OPTED_OUT:
         intent = grammar.OPT_IN
     template, answer = _route(sender, intent, reply, inbound, now, settings)
-    if consent.is_opted_out(phone):
-        # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation.
+    # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation. STOP
+    # and START answer nothing whatever they did, and no other intent changes the suppression
+    # list, so the state read above holds for every other answer.
+    if opted_out or intent in (grammar.OPT_OUT, grammar.OPT_IN):
         template, answer = None, None
     if answer is not None:
-        db.session.add(reply_row(inbound, answer, template, now))
+        db.session.execute(Message.__table__.insert(), reply_values(inbound, answer, template, now))
     db.session.flush()
     logger.info("inbound %s: %s (%s)", inbound.id, intent, ", ".join(sender.actions) or "-")
     return InboundResult(answer, intent, tuple(sender.actions), inbound.id)
@@ -129,7 +145,12 @@ def _route(
         return "help_contact", render("help_contact", "en")
     if intent in (grammar.CONFIRM, grammar.DECLINE):
         template, answer, action = answer_prompt(
-            sender.phone, reply, intent, now, _language(sender)
+            sender.phone,
+            reply,
+            intent,
+            now,
+            _language(sender),
+            people=(sender.clients, sender.every_contact),
         )
         sender.actions.append(action)
         return template, answer
@@ -213,10 +234,23 @@ def _language(sender: _Sender) -> str:
     return sender.client.language if sender.client is not None else "en"
 
 
+def _people(phone: str) -> tuple[list[Client], list[SupportContact], list[SupportContact]]:
+    """Return the clients, the unarchived contacts and every contact who have this number.
+
+    Like optout.people_at (same order), with the archived contacts kept apart for the
+    check-in lookup; two indexed lookups (ix_clients_phone, ix_support_contacts_phone).
+    """
+    clients = list(db.session.scalars(_CLIENTS_AT, {"phone": phone}))
+    every_contact = list(db.session.scalars(_CONTACTS_AT, {"phone": phone}))
+    return clients, [c for c in every_contact if c.archived_at is None], every_contact
+
+
 def _primary(clients: list[Client], to_number: str | None) -> Client | None:
     """Pick the client whose answers a number gets: active first, then our number's practice."""
     if not clients:
         return None
+    if len(clients) == 1:
+        return clients[0]
 
     def rank(client: Client) -> tuple[int, int]:
         practice = db.session.get(Practice, client.practice_id)
@@ -249,32 +283,52 @@ def _e164(number: str, region: str) -> str:
 def _store(
     sender: _Sender, to_number: str | None, body: str, sid: str | None, now: datetime
 ) -> Message | None:
-    """Insert the inbound row (unique by MessageSid); None when it already exists."""
+    """Insert the inbound row (unique by MessageSid); None when it already exists.
+
+    One INSERT .. ON CONFLICT (provider_sid) DO NOTHING where the database has it, so the
+    row joins the request's single transaction (no savepoint: on SQLite a savepoint opened
+    before any write commits on release, which cost a second commit and let a failure
+    after it keep a text that was never acted on).
+    """
     client = sender.client or (sender.clients[0] if sender.clients else None)
     contact = None if client is not None else (sender.contacts[0] if sender.contacts else None)
-    inbound = Message(
-        id=new_id("ms"),
-        practice_id=(client or contact).practice_id if (client or contact) else None,
-        client_id=client.id if client else (contact.client_id if contact else None),
-        contact_id=contact.id if contact else None,
-        direction="inbound",
-        to_number=(to_number or "")[:20],
-        from_number=sender.phone,
-        body=body,
-        purpose="inbound",
-        status="received",
-        provider_sid=sid,
-        attempts=0,
-        segments=gsm.segments(body or ""),
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(inbound)
-    except IntegrityError:
-        return None
-    return inbound
+    owner = client or contact
+    values = {
+        "id": new_id("ms"),
+        "practice_id": owner.practice_id if owner else None,
+        "client_id": client.id if client else (contact.client_id if contact else None),
+        "contact_id": contact.id if contact else None,
+        "direction": "inbound",
+        "to_number": (to_number or "")[:20],
+        "from_number": sender.phone,
+        "body": body,
+        "purpose": "inbound",
+        "status": "received",
+        "provider_sid": sid,
+        "attempts": 0,
+        "segments": gsm.segments(body or ""),
+        "created_at": now,
+        "updated_at": now,
+    }
+    table = Message.__table__
+    upsert = _UPSERT_INSERTS.get(db.session.get_bind().dialect.name)
+    if sid is None:
+        db.session.execute(table.insert(), values)
+    elif upsert is not None:
+        stmt = (
+            upsert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.provider_sid])
+            .returning(table.c.id)
+        )
+        if db.session.execute(stmt, values).scalar() is None:  # rowcount is -1 on psycopg
+            return None
+    else:  # another database: a savepoint catches the duplicate
+        try:
+            with db.session.begin_nested():
+                db.session.execute(table.insert(), values)
+        except IntegrityError:
+            return None
+    return Message(**values)
 
 
 def _replay(sid: str | None) -> InboundResult | None:
