@@ -83,11 +83,13 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
     if not texts:
         return set()
     rows = []
-    for text in texts:
+    # Sorted, the time-ordered ids follow the list's order even within one millisecond.
+    ids = sorted(new_id("ms") for _ in texts)
+    for text, message_id in zip(texts, ids, strict=True):
         now = text["now"]
         row = {key: text.get(key) for key in _OPTIONAL}
         row.update(
-            id=new_id("ms"),
+            id=message_id,
             practice_id=text["practice_id"],
             direction="outbound",
             to_number=text["to"],
