@@ -214,3 +214,12 @@ def test_hold_moves_every_due_job_to_the_end_of_the_backoff(make_app):
     sched._hold_jobs(scheduler)(30)
     after = [job.next_run_time for job in scheduler.get_jobs()]
     assert all((t - before).total_seconds() >= 29 for t in after)
+
+
+def test_interval_scale_must_be_positive(tmp_path):
+    from service.config import ConfigError, load_settings
+
+    scaled = load_settings({"SCHEDULER_INTERVAL_SCALE": "0.25"}, instance_path=tmp_path)
+    assert scaled.SCHEDULER_INTERVAL_SCALE == 0.25
+    with pytest.raises(ConfigError, match="SCHEDULER_INTERVAL_SCALE"):
+        load_settings({"SCHEDULER_INTERVAL_SCALE": "0"}, instance_path=tmp_path)
