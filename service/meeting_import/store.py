@@ -235,8 +235,10 @@ class _Inserter:
         self._types_processor: Callable[[Any], Any] | None = None
 
     def add(self, slug: str, values: dict[str, Any]) -> None:
-        """Queue one new meeting (its columns from meeting_values)."""
-        self.rows.append({**values, "id": new_id("mt"), "slug": slug})
+        """Queue one new meeting; `values` (from meeting_values) becomes the queued row."""
+        values["id"] = new_id("mt")
+        values["slug"] = slug
+        self.rows.append(values)
 
     def flush(self) -> int:
         """Insert the queued rows; return how many."""

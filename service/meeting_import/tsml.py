@@ -181,14 +181,17 @@ def add_tsml_row(
         "region": _region(row),
         "updated": parse_updated(row.get("updated")),
     }
+    fields["slug"] = slug
     if not scheduled:
-        collector.add(record_from({"slug": slug, "day": None, "time": None, "end_time": None,
-                                   **fields}))  # fmt: skip
+        fields["day"] = fields["time"] = fields["end_time"] = None
+        collector.add(record_from(fields))
         return
     assert days is not None and start is not None  # narrowed by `scheduled`
-    end = end_time_or_default(row.get("end_time"), start)
-    expand = isinstance(row.get("day"), list)
+    fields["time"] = start
+    fields["end_time"] = end_time_or_default(row.get("end_time"), start)
+    if not isinstance(row.get("day"), list):
+        fields["day"] = days[0]  # a scalar day is exactly one
+        collector.add(record_from(fields))
+        return
     for day in days:
-        record_slug = f"{slug}-{day}" if expand else slug
-        collector.add(record_from({"slug": record_slug, "day": day, "time": start, "end_time": end,
-                                   **fields}))  # fmt: skip
+        collector.add(record_from({**fields, "slug": f"{slug}-{day}", "day": day}))
