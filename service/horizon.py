@@ -68,7 +68,7 @@ def plan_due_sources(now: datetime, *, horizon: timedelta) -> int:
 
 
 def plan_due_batches(
-    now: datetime, *, horizon: timedelta, batch: int = PLAN_BATCH
+    now: datetime, *, horizon: timedelta, batch: int | None = None
 ) -> Iterator[int]:
     """Plan the lagging sources a batch at a time, yielding each batch's count of new rows.
 
@@ -76,6 +76,7 @@ def plan_due_batches(
     and events are complete by then, and committing releases its row locks.
     """
     until = now + horizon
+    batch = batch or PLAN_BATCH
     for model in (MeetingPlan, Commitment):
         after: str | None = None
         while True:
