@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import phonenumbers
@@ -16,10 +17,15 @@ from sqlalchemy.exc import IntegrityError
 
 from service import alerts, consent
 from service.db import db, new_id
-from service.models import Client, Message, Practice, SupportContact
+from service.models import CheckIn, Client, Message, Practice, SupportContact
 from service.notifications import grammar, gsm
 from service.notifications.optout import opt_in_number, opt_out_number
-from service.notifications.replies import answer_prompt, reply_values, urge_answer
+from service.notifications.replies import (
+    answer_prompt,
+    answerable_checkins,
+    reply_values,
+    urge_answer,
+)
 from service.notifications.templates import render
 from service.phones import PhoneError, normalize_phone, region_of
 
@@ -88,11 +94,6 @@ def handle_inbound(
     phone = _e164(from_number, settings.DEFAULT_PHONE_REGION)
     clients, contacts, every_contact = _people(phone)
     sender = _Sender(phone, clients, contacts, _primary(clients, to_number), every_contact)
-    # Stored first, unique by MessageSid: a replayed webhook (or a concurrent delivery of the
-    # same text) inserts nothing and is answered with the recorded outcome, never acting twice.
-    inbound = _store(sender, to_number, body, message_sid, now)
-    if inbound is None:
-        return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
     reply = grammar.parse_reply(body)
     intent = reply.intent
     opted_out = consent.is_opted_out(phone)
@@ -100,7 +101,18 @@ def handle_inbound(
     # the exact word: Twilio would keep blocking a number that wrote "yeah").
     if opted_out and grammar.normalize(body).upper() in grammar.OPT_IN_WHEN_OPTED_OUT:
         intent = grammar.OPT_IN
-    template, answer = _route(sender, intent, reply, inbound, now, settings)
+    # Reads before the first write: SQLite holds its one write lock from then to the commit.
+    # (A check-in answered meanwhile by another request is safe: record_reply updates only
+    # a check-in still open.)
+    candidates = None
+    if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
+        candidates = answerable_checkins(clients, every_contact, now)
+    # Stored first, unique by MessageSid: a replayed webhook (or a concurrent delivery of the
+    # same text) inserts nothing and is answered with the recorded outcome, never acting twice.
+    inbound = _store(sender, to_number, body, message_sid, now)
+    if inbound is None:
+        return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
+    template, answer = _route(sender, intent, reply, inbound, now, settings, candidates)
     # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation. STOP
     # and START answer nothing whatever they did, and no other intent changes the suppression
     # list, so the state read above holds for every other answer.
@@ -120,8 +132,12 @@ def _route(
     inbound: Message,
     now: datetime,
     settings: Any,
+    candidates: tuple[list[CheckIn], list[CheckIn]] | None = None,
 ) -> tuple[str | None, str | None]:
-    """Act on one parsed text; return (template, answer text) or (None, None) for silence."""
+    """Act on one parsed text; return (template, answer text) or (None, None) for silence.
+
+    `candidates`: the check-ins a YES/NO from a known number may answer, read beforehand.
+    """
     if intent == grammar.CRISIS:
         return _crisis(sender, inbound, now, settings)
     if intent == grammar.OPT_OUT:
@@ -150,7 +166,7 @@ def _route(
             intent,
             now,
             _language(sender),
-            people=(sender.clients, sender.every_contact),
+            candidates=candidates,
         )
         sender.actions.append(action)
         return template, answer
@@ -311,16 +327,11 @@ def _store(
         "updated_at": now,
     }
     table = Message.__table__
-    upsert = _UPSERT_INSERTS.get(db.session.get_bind().dialect.name)
+    upsert = _store_once(db.session.get_bind().dialect.name)
     if sid is None:
         db.session.execute(table.insert(), values)
     elif upsert is not None:
-        stmt = (
-            upsert(table)
-            .on_conflict_do_nothing(index_elements=[table.c.provider_sid])
-            .returning(table.c.id)
-        )
-        if db.session.execute(stmt, values).scalar() is None:  # rowcount is -1 on psycopg
+        if db.session.execute(upsert, values).scalar() is None:  # rowcount is -1 on psycopg
             return None
     else:  # another database: a savepoint catches the duplicate
         try:
@@ -329,6 +340,20 @@ def _store(
         except IntegrityError:
             return None
     return Message(**values)
+
+
+@cache
+def _store_once(dialect: str) -> Any:
+    """Return the INSERT .. ON CONFLICT (provider_sid) DO NOTHING RETURNING id, or None."""
+    insert = _UPSERT_INSERTS.get(dialect)
+    if insert is None:
+        return None
+    table = Message.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.provider_sid])
+        .returning(table.c.id)
+    )
 
 
 def _replay(sid: str | None) -> InboundResult | None:

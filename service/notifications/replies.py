@@ -64,18 +64,16 @@ def answer_prompt(
     now: datetime,
     language: str,
     *,
-    people: tuple[list[Client], list[SupportContact]] | None = None,
+    candidates: tuple[list[CheckIn], list[CheckIn]] | None = None,
 ) -> tuple[str | None, str | None, str]:
     """Record a 1/2 answer on the right check-in; return (template, answer, action).
 
-    `people`: the clients and every contact (archived too) with the number, when the caller
-    has them; the check-ins are then read in one indexed lookup instead of two scans.
+    `candidates`: (open prompts, late-reply candidates) of the number when the caller has
+    read them already (answerable_checkins); else they are read here.
     """
-    if people is None:
-        open_prompts = open_prompts_for(phone, now)
-        late = late_reply_candidates(phone, now)
-    else:
-        open_prompts, late = answerable_checkins(*people, now)
+    if candidates is None:
+        candidates = open_prompts_for(phone, now), late_reply_candidates(phone, now)
+    open_prompts, late = candidates
     row, codes = pick_checkin(open_prompts, late, reply.code)
     if row is not None:
         record_reply(row, intent, responder=responder_of(row), channel="sms", now=now)

@@ -117,9 +117,8 @@ def test_a_failure_after_storing_the_text_keeps_nothing_and_the_retry_acts(
     assert stored.provider_sid == "SMretry"
 
 
-def test_a_text_costs_one_round_of_lookups_two_inserts_and_no_savepoint(client, people):
-    (row,) = prompt((people.carol, None))
-    phone = people.carol.phone  # loaded before counting
+def statements_of(client, phone, body, sid):
+    """Send a text; return its answer and the first words of each SQL statement it ran."""
     statements = []
 
     def record(conn, cursor, statement, *args):
@@ -127,20 +126,43 @@ def test_a_text_costs_one_round_of_lookups_two_inserts_and_no_savepoint(client, 
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        answer = text_in(client, phone, "what now?", sid="SMcount")
+        answer = text_in(client, phone, body, sid=sid)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+    return answer, statements
+
+
+CLIENTS_AT = "SELECT CLIENTS.ID, CLIENTS.PRACTICE_ID,"
+CONTACTS_AT = "SELECT SUPPORT_CONTACTS.ID, SUPPORT_CONTACTS.PRACTICE_ID,"
+OPTED_OUT = "SELECT OPT_OUTS.PHONE, OPT_OUTS.REASON,"
+CHECKINS_OF = "SELECT CHECKINS.ID, CHECKINS.PRACTICE_ID,"
+
+
+def test_a_text_costs_one_round_of_lookups_two_inserts_and_no_savepoint(client, people):
+    (row,) = prompt((people.carol, None))
+    phone = people.carol.phone  # loaded before counting
+    answer, statements = statements_of(client, phone, "what now?", "SMcount")
     assert "didn't understand" in answer
     # Who has the number (clients, contacts), whether it is opted out, the inbound row, the
     # answer's row; on SQLite a savepoint opened before any write would commit on release.
-    assert sorted(statements) == sorted([
-        "SELECT CLIENTS.ID, CLIENTS.PRACTICE_ID,",
-        "SELECT SUPPORT_CONTACTS.ID, SUPPORT_CONTACTS.PRACTICE_ID,",
-        "SELECT OPT_OUTS.PHONE, OPT_OUTS.REASON,",
-        "INSERT INTO MESSAGES",
-        "INSERT INTO MESSAGES",
-    ])  # fmt: skip
+    assert sorted(statements) == sorted(
+        [CLIENTS_AT, CONTACTS_AT, OPTED_OUT, "INSERT INTO MESSAGES", "INSERT INTO MESSAGES"]
+    )
     assert db.session.get(CheckIn, row.id, populate_existing=True).status == "prompted"
+
+
+def test_a_yes_reads_everything_before_its_first_write(client, people):
+    (row,) = prompt((people.carol, None))
+    phone = people.carol.phone
+    answer, statements = statements_of(client, phone, "yes", "SMorder")
+    assert answer is None
+    assert db.session.get(CheckIn, row.id, populate_existing=True).status == "confirmed"
+    # SQLite's one write lock is held from the first write to the commit: no lookup in it.
+    first_write = next(i for i, s in enumerate(statements) if not s.startswith("SELECT"))
+    assert sorted(statements[:first_write]) == sorted(
+        [CLIENTS_AT, CONTACTS_AT, OPTED_OUT, CHECKINS_OF]
+    )
+    assert statements[first_write] == "INSERT INTO MESSAGES"
 
 
 def test_a_replay_stores_nothing_more_and_gives_the_same_answer(client, people):
