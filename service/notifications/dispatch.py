@@ -10,7 +10,7 @@ Sends run on a few threads (the database work stays on the caller's thread and s
 the round trips to the provider overlap with each other and with the claims and checks of
 the next texts. Two texts to one number are never in flight together: the daily cap, an
 opt-out answered by the provider and the send-time checks see every earlier text to it.
-The number in flight starts at one and grows with each success (back to one on a
+The number in flight starts at one and doubles with each success (back to one on a
 provider-wide failure), so a provider that is down costs BREAKER attempts, not a pool-full.
 SMS_MPS is kept by a token bucket on the caller's thread: each text is released at its own
 slot, and the time a send or the database takes does not push later slots back.
@@ -30,13 +30,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db import db
 from service.models import Message
 from service.notifications import gate, policy
 from service.notifications.optout import opt_out_number
-from service.notifications.outcomes import give_up, record_event, settle
+from service.events import append_events
+from service.notifications.outcomes import give_up, sent_event, settle
 from service.notifications.providers import DeliveryError, SendResult, SmsProvider
 from service.notifications.reconcile import reconcile_abandoned
 from service.notifications.throttle import TokenBucket
@@ -52,8 +54,10 @@ BREAKER = 3
 DEFAULT_WORKERS = 4
 # Texts claimed (and checked) in one transaction.
 BATCH = 16
+# With SMS_MPS set, sender threads (most of them waiting for their slot) at most.
+_MAX_PACED_SENDERS = 32
 # With SMS_MPS set, texts are claimed and their slots reserved about this far ahead.
-_PACED_AHEAD_SECONDS = 0.1
+_PACED_AHEAD_SECONDS = 0.25
 # Candidates read per claim beyond the batch, to skip numbers already in flight.
 _CANDIDATE_SLACK = 8
 # Test-only: with STEADFAST_ENV=test, the process dies (os._exit) right after the Nth
@@ -127,19 +131,23 @@ class _Run:
         self.stale = timedelta(minutes=settings.STALE_PROMPT_MINUTES)
         self.callback = f"{settings.PUBLIC_BASE_URL}/twilio/status"
         workers = max(0, int(workers))
-        self.pool = ThreadPoolExecutor(workers, "sms-send") if workers > 0 else None
         self.most = max(1, workers)  # sends in flight (or waiting for their slot) at most
         self.batch = BATCH
-        if not bucket.unlimited:
-            # Claim, check and reserve slots no further ahead of the send than pacing needs.
-            ahead = int(bucket.rate * _PACED_AHEAD_SECONDS)
-            self.batch = max(1, min(BATCH, ahead))
-            self.most = min(self.most, max(2, ahead))
+        if not bucket.unlimited and workers > 0:
+            # Reserve slots about _PACED_AHEAD_SECONDS ahead, so that this thread's own
+            # work (claims, checks, outcomes) never makes a slot go by unused; a sender
+            # thread waiting for its slot costs nothing. Texts are claimed and checked
+            # no further ahead than that.
+            ahead = max(2, int(bucket.rate * _PACED_AHEAD_SECONDS))
+            self.batch = min(BATCH, ahead)
+            self.most = workers = min(ahead, _MAX_PACED_SENDERS)
+        self.pool = ThreadPoolExecutor(workers, "sms-send") if workers > 0 else None
         self.window = 1
         self.ready: deque[_InFlight] = deque()  # claimed and checked, waiting for a sender
         self.inflight: dict[Future[SendResult], _InFlight] = {}
-        self.started = self.saved = time.monotonic()
+        self.started = time.monotonic()
         self.unsaved = 0  # outcomes recorded since the last commit
+        self.sent: list[tuple[Message, SendResult]] = []  # sends to record as sent
 
     def close(self) -> None:
         if self.pool is not None:
@@ -159,7 +167,7 @@ class _Run:
                 if outcome == "sent":
                     sent += 1
                     streak = 0
-                    self.window = min(self.most, self.window + 1)
+                    self.window = min(self.most, self.window * 2)
                 elif outcome == "provider_down":
                     streak += 1
                     self.window = 1
@@ -182,17 +190,19 @@ class _Run:
                 # Nothing claimable: done, unless the rest is to numbers still in flight.
                 drained = not self.inflight
             if not self.inflight:
-                db.session.commit()
+                self._commit()
                 return sent
-            if self.unsaved and (
-                not more or self.unsaved >= self.batch or time.monotonic() - self.saved > 0.05
-            ):
+            # Outcomes ride on the next claim's commit; near the end they are committed
+            # as they come, and no more than a batch of them ever waits.
+            ending = stop or drained or claimed >= self.limit
+            if self.unsaved and (ending or self.unsaved >= self.batch):
                 self._commit()
             wait(list(self.inflight), return_when=FIRST_COMPLETED)
 
     def _commit(self) -> None:
+        self._save_sent()
         db.session.commit()
-        self.unsaved, self.saved = 0, time.monotonic()
+        self.unsaved = 0
 
     def _claim(self, room: int) -> list[Message]:
         """Claim (committed) up to `room` due texts to numbers not in flight or waiting."""
@@ -250,16 +260,23 @@ class _Run:
     def _check(self, batch: list[Message]) -> None:
         """Re-check each claimed text now; record skips and deferrals, queue the rest to send."""
         with gate.prefetched(batch, self.now):
+            # Decide for the whole batch first: only reads happen since the claim was
+            # committed, so a message that cannot be checked is rolled back alone.
+            decided: list[tuple[Message, policy.Decision | str, gate.Recipient | None]] = []
             for message in batch:
                 try:
                     decision, recipient = gate.decide(message, self.now, self.settings)
                 except Exception as exc:  # noqa: BLE001 - one unreadable message must not block
-                    db.session.rollback()  # only reads since the claim was committed
+                    db.session.rollback()
                     logger.exception("dispatch: message %s cannot be checked; not sent",
                                      message.id)  # fmt: skip
-                    settle(message, self.now, status="failed", error_message=f"send-time "
-                           f"check failed: {type(exc).__name__}")  # fmt: skip
-                    self._commit()
+                    decided.append((message, f"send-time check failed: {type(exc).__name__}",
+                                    None))  # fmt: skip
+                    continue
+                decided.append((message, decision, recipient))
+            for message, decision, recipient in decided:
+                if isinstance(decision, str):
+                    settle(message, self.now, status="failed", error_message=decision)
                     continue
                 if message.body is None:
                     decision = policy.Decision(policy.SKIP, "no body")
@@ -321,13 +338,62 @@ class _Run:
         try:
             result = future.result()
         except DeliveryError as error:
+            self._save_sent()
             return _failed(message, error, now, self.rng, flight.recipient)
-        if settle(message, now, status="sent", provider_sid=result.sid, segments=result.segments,
-                  sent_at=now, error_code=None, error_message=None):  # fmt: skip
-            record_event("message.sent", message, now, {"segments": result.segments})
+        self.sent.append((message, result))
         logger.info("dispatch: message %s sent to %s as %s", message.id,
                     mask(message.to_number), result.sid)  # fmt: skip
         return "sent"
+
+    def _save_sent(self) -> None:
+        """Record the sends that went out since the last commit, in one UPDATE (executemany)."""
+        if not self.sent:
+            return
+        done, self.sent = self.sent, []
+        now = self.now
+        rows = [{"_id": m.id, "_sid": r.sid, "_segments": r.segments} for m, r in done]
+        table = Message.__table__
+        result = db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.status == "sending")
+            .values(
+                status="sent",
+                provider_sid=bindparam("_sid"),
+                segments=bindparam("_segments"),
+                sent_at=now,
+                error_code=None,
+                error_message=None,
+                updated_at=now,
+            ),  # fmt: skip
+            rows,
+        )
+        moved = {m.id for m, _ in done}
+        if result.rowcount != len(rows):
+            # Some row changed under us (e.g. reconciled by another dispatcher after a
+            # long stall): find the ones this statement moved.
+            moved = set(
+                db.session.scalars(
+                    select(Message.id).where(
+                        Message.id.in_(moved),
+                        Message.provider_sid.in_([r.sid for _, r in done]),
+                        Message.sent_at == now,
+                    )
+                )
+            )
+        events = []
+        for message, result in done:
+            if message.id not in moved:
+                logger.warning("dispatch: message %s changed under us; not recorded as sent",
+                               message.id)  # fmt: skip
+                db.session.refresh(message)
+                continue
+            values = {"status": "sent", "provider_sid": result.sid, "segments": result.segments,
+                      "sent_at": now, "error_code": None, "error_message": None,
+                      "updated_at": now}  # fmt: skip
+            for key, value in values.items():
+                set_committed_value(message, key, value)
+            events.append(sent_event(message, now, {"segments": result.segments}))
+        append_events(events)
 
 
 def _provider_send(

@@ -54,6 +54,19 @@ def record_event(kind: str, message: Message, now: datetime, extra: dict[str, An
     )
 
 
+def sent_event(message: Message, now: datetime, extra: dict[str, Any]) -> dict[str, Any]:
+    """Return record_event's `message.sent` event as a row for events.append_events."""
+    return {
+        "type": "message.sent",
+        "occurred_at": now,
+        "practice_id": message.practice_id,
+        "client_id": message.client_id,
+        "subject_type": "message",
+        "subject_id": message.id,
+        "payload": {"purpose": message.purpose, "attempts": message.attempts, **extra},
+    }
+
+
 def give_up(
     message: Message,
     now: datetime,
