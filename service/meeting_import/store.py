@@ -269,7 +269,7 @@ class _Inserter:
         compiled = insert(table).compile(dialect=dialect, column_keys=keys)
         if compiled.positional:  # a tuple in the statement's order (sqlite's qmark)
             parameters: Callable[[dict[str, Any]], Any] = itemgetter(*compiled.positiontup or ())
-        else:  # the row itself (psycopg's pyformat)
+        else:  # a named paramstyle: the row itself
             parameters = dict
         self._statement = (compiled.string, parameters)
         for key, value in self._shared.items():
