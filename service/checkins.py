@@ -168,15 +168,24 @@ def open_prompts_for(phone: str, now: datetime) -> list[CheckIn]:
     return list(db.session.scalars(stmt.order_by(CheckIn.prompted_at, CheckIn.id)))
 
 
-def open_prompts_for_phones(phones: Iterable[str], now: datetime) -> dict[str, list[CheckIn]]:
-    """`open_prompts_for` for many numbers at once: each number's open prompts, oldest first."""
+def open_prompt_codes_for_phones(phones: Iterable[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """Return (id, prompt_code) of each number's open prompts, oldest prompt first.
+
+    The batch form of `open_prompts_for` for the prompt sweep, which needs only the codes.
+    """
     wanted = sorted(set(phones))
-    found: dict[str, list[CheckIn]] = {phone: [] for phone in wanted}
+    found: dict[str, list[tuple[str, str | None]]] = {phone: [] for phone in wanted}
     contact = aliased(SupportContact)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         stmt = (
-            select(CheckIn, Client.phone, contact.phone)
+            select(
+                CheckIn.id,
+                CheckIn.prompt_code,
+                CheckIn.verifier_contact_id,
+                Client.phone,
+                contact.phone,
+            )  # fmt: skip
             .join(Client, Client.id == CheckIn.client_id)
             .outerjoin(contact, contact.id == CheckIn.verifier_contact_id)
             .where(
@@ -187,12 +196,11 @@ def open_prompts_for_phones(phones: Iterable[str], now: datetime) -> dict[str, l
                 ),
             )
             .order_by(CheckIn.prompted_at, CheckIn.id)
-            .execution_options(populate_existing=True)
         )
-        for row, client_phone, contact_phone in db.session.execute(stmt):
-            phone = contact_phone if row.verifier_contact_id is not None else client_phone
+        for row_id, code, verifier, client_phone, contact_phone in db.session.execute(stmt):
+            phone = contact_phone if verifier is not None else client_phone
             if phone in found:
-                found[phone].append(row)
+                found[phone].append((row_id, code))
     return found
 
 

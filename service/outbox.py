@@ -105,14 +105,18 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
         rows.append(row)
     table = Message.__table__
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(table.c.idempotency_key)
-    )
-    queued: set[str] = set()
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
     for start in range(0, len(rows), _CHUNK):
-        queued.update(db.session.execute(stmt, rows[start : start + _CHUNK]).scalars())
+        db.session.execute(stmt, rows[start : start + _CHUNK])
+    # The ids are new and random: those found now are the rows this INSERT wrote.
+    ids = [row["id"] for row in rows]
+    queued: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        queued.update(
+            db.session.scalars(
+                select(table.c.idempotency_key).where(table.c.id.in_(ids[start : start + _CHUNK]))
+            )
+        )
     for key in {row["idempotency_key"] for row in rows} - queued:
         logger.info("outbox: %s already queued", key.split(":")[0])
     return queued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections import defaultdict
@@ -11,9 +12,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from service import consent
-from service.checkins import open_prompts_for_phones
+from service.checkins import open_prompt_codes_for_phones
 from service.db import db
 from service.events import append_events
 from service.models import (
@@ -27,7 +30,7 @@ from service.models import (
     SupportContact,
 )
 from service.notifications.grammar import new_code
-from service.notifications.templates import render
+from service.notifications.templates import render as render_text
 from service.outbox import enqueue_messages
 from service.phones import mask
 from service.planning import (
@@ -251,8 +254,17 @@ def _reminder_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> i
         if row.id in claimed
     ]
     enqueue_messages(texts)
-    _expire(rows)
     return len(texts)
+
+
+def render(template: str, language: str, **fields: Any) -> str:
+    """`templates.render`, remembered: a busy minute asks many people the same words."""
+    return _render(template, language, tuple(sorted(fields.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _render(template: str, language: str, fields: tuple[tuple[str, Any], ...]) -> str:
+    return render_text(template, language, **dict(fields))
 
 
 def _today(zone: str, now: datetime) -> date:
@@ -305,7 +317,6 @@ def _prompt_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int
         _update_where(group, {"skip_reason": why}, CheckIn.status == "scheduled",
                       CheckIn.skip_reason.is_(None))  # fmt: skip
     sent = _prompt_groups(ready, now)
-    _expire(rows)
     return sent
 
 
@@ -324,7 +335,7 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             ),
             {"phones": phones},
         )
-    open_by_phone = open_prompts_for_phones(phones, now)
+    open_by_phone = open_prompt_codes_for_phones(phones)
     claimed = _update_where(
         [row for group in ready.values() for row, _client, _source, _contact in group],
         {"status": "prompted", "prompted_at": now, "updated_at": now},
@@ -332,17 +343,20 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
         CheckIn.skip_reason.is_(None),
     )
     finals: list[dict[str, Any]] = []
+    recoded: list[dict[str, Any]] = []
+    claimed_rows: list[CheckIn] = []
     texts: list[dict[str, Any]] = []
     events: list[dict[str, object]] = []
     for phone, group in ready.items():
         already_open = open_by_phone.get(phone, [])
         coded = len(already_open) + len(group) > 1
-        taken = {row.prompt_code for row in already_open if row.prompt_code}
+        taken = {code for _id, code in already_open if code}
         if coded:
-            for row in already_open:
-                if not row.prompt_code:
-                    row.prompt_code = new_code(taken, _rng)
-                    taken.add(row.prompt_code)
+            for open_id, code in already_open:
+                if not code:
+                    code = new_code(taken, _rng)
+                    taken.add(code)
+                    recoded.append({"b_id": open_id, "b_code": code})
         for row, client, source, contact in group:
             if row.id not in claimed:
                 continue
@@ -351,6 +365,7 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
                 taken.add(code)
             closes_at = _closes(source, now)
             finals.append({"b_id": row.id, "b_closes_at": closes_at, "b_code": code})
+            claimed_rows.append(row)
             recipient = contact or client
             template, body = _prompt_text(row, client, source, contact, code)
             texts.append({
@@ -370,14 +385,29 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
                 "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
             ))  # fmt: skip
             logger.info("prompted check-in %s to %s", row.id, mask(phone))
+    table = CheckIn.__table__
+    if recoded:
+        # Prompts already open get their codes now that the number has several.
+        db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(prompt_code=bindparam("b_code")),
+            recoded,
+        )
+        for values in recoded:
+            row = db.session.identity_map.get(identity_key(CheckIn, values["b_id"]))
+            if row is not None:
+                set_committed_value(row, "prompt_code", values["b_code"])
     if finals:
         # The claim above made these rows ours; now each gets its own window and code.
         db.session.execute(
-            update(CheckIn.__table__)
-            .where(CheckIn.__table__.c.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
             .values(closes_at=bindparam("b_closes_at"), prompt_code=bindparam("b_code")),
             finals,
         )
+        for values, row in zip(finals, claimed_rows, strict=True):
+            _committed(row, {"closes_at": values["b_closes_at"], "prompt_code": values["b_code"]})
     enqueue_messages(texts)
     append_events(events)
     return len(texts)
@@ -418,7 +448,8 @@ def _prompt_text(
 def _update_where(rows: Sequence[CheckIn], values: dict[str, Any], *conditions: Any) -> set[str]:
     """Apply `values` to those of the rows that still meet `conditions` (the claim).
 
-    Returns the ids it changed; the rows are expired so they are read afresh when used.
+    Returns the ids it changed. The changed rows' objects take the new values; the others,
+    changed by someone else meanwhile, are expired so they are read afresh when used.
     """
     changed: set[str] = set()
     ids = [row.id for row in rows]
@@ -431,10 +462,15 @@ def _update_where(rows: Sequence[CheckIn], values: dict[str, Any], *conditions: 
             .execution_options(synchronize_session=False)
         )
         changed.update(result.scalars())
+    for row in rows:
+        if row.id in changed:
+            _committed(row, values)
+        else:
+            db.session.expire(row)
     return changed
 
 
-def _expire(rows: Sequence[CheckIn]) -> None:
-    """Forget the rows' loaded state: the batch changed them behind the session's back."""
-    for row in rows:
-        db.session.expire(row)
+def _committed(row: CheckIn, values: dict[str, Any]) -> None:
+    """Show the values an UPDATE wrote on the row's object, as if it had been reloaded."""
+    for key, value in values.items():
+        set_committed_value(row, key, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import unicodedata
@@ -338,6 +339,7 @@ _STRICT_RE = re.compile(
 _STAFF_ALLOWED = re.compile(r"^(?:therapist|therapists|terapeuta|terapeutas)$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def _base_letter(ch: str) -> str:
     """Return ch without its accent (é -> e), always exactly one character."""
     for part in unicodedata.normalize("NFKD", ch):
@@ -348,6 +350,8 @@ def _base_letter(ch: str) -> str:
 
 def _strip_accents(text: str) -> str:
     """Return text with accented letters reduced to base letters, character for character."""
+    if text.isascii():
+        return text  # no accents to strip (the common case: every template is ASCII)
     return "".join(_base_letter(ch) for ch in text)
 
 
