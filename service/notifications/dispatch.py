@@ -2,9 +2,10 @@
 
 Transactions: unlike the rest of the core, dispatch commits by itself. A batch of claims is
 committed before the provider is called for any of them (so a second dispatcher never takes
-the same rows), and the outcomes of finished sends are committed with the next claim or
-as soon as nothing else is to be done. A crash between a send and that commit leaves its
-row `sending`: the next run reconciles it with the provider before anything is resent.
+the same rows), and the outcomes of finished sends are committed with the next claim (at
+the latest once a batch of them is waiting, and at the end of the run). A crash between a
+send and that commit leaves its row `sending` (as it leaves a text claimed but not sent
+yet): the next run reconciles it with the provider after the lease, before any resend.
 
 Sends run on a few threads (the database work stays on the caller's thread and session), so
 the round trips to the provider overlap with each other and with the claims and checks of
@@ -12,8 +13,9 @@ the next texts. Two texts to one number are never in flight together: the daily 
 opt-out answered by the provider and the send-time checks see every earlier text to it.
 The number in flight starts at one and doubles with each success (back to one on a
 provider-wide failure), so a provider that is down costs BREAKER attempts, not a pool-full.
-SMS_MPS is kept by a token bucket on the caller's thread: each text is released at its own
-slot, and the time a send or the database takes does not push later slots back.
+SMS_MPS is kept by a token bucket whose slots are reserved on the caller's thread as texts
+are handed over, about _PACED_AHEAD_SECONDS ahead; each sender thread waits for its slot.
+So the time a send or the database takes does not push later slots back.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db import db
+from service.events import append_events
 from service.models import Message
 from service.notifications import gate, policy
 from service.notifications.optout import opt_out_number
-from service.events import append_events
 from service.notifications.outcomes import give_up, sent_event, settle
 from service.notifications.providers import DeliveryError, SendResult, SmsProvider
 from service.notifications.reconcile import reconcile_abandoned

@@ -156,7 +156,9 @@ def _get(model: type, key: str, pre: Prefetched | None, table: str) -> object | 
 def recipient_of(message: Message) -> Recipient:
     """Return who the message is addressed to, from its client, contact and therapist ids."""
     pre = _cached()
-    contact = _get(SupportContact, message.contact_id, pre, "contacts") if message.contact_id else None
+    contact = (
+        _get(SupportContact, message.contact_id, pre, "contacts") if message.contact_id else None
+    )
     client = _get(Client, message.client_id, pre, "clients") if message.client_id else None
     if contact is not None:
         client = client or _get(Client, contact.client_id, pre, "clients")
@@ -250,9 +252,7 @@ def gather_facts(message: Message, recipient: Recipient, now: datetime) -> SendF
     person = recipient.kind in ("client", "contact") and subject is not None
     # Consent is for a number: a person who changed number since the text was queued
     # has not consented at the old one.
-    granted = bool(
-        person and subject.phone == message.to_number and _sms_consent_granted(subject)
-    )
+    granted = bool(person and subject.phone == message.to_number and _sms_consent_granted(subject))
     disclosure_ok = True
     zone = recipient.zone
     if recipient.kind == "contact" and recipient.contact is not None:

@@ -92,7 +92,11 @@ def test_a_dispatcher_killed_after_sending_neither_duplicates_nor_loses(
     # sends overlap, so others may have reached Twilio too. Every text Twilio has that is
     # not recorded as sent is left `sending`, and so is any text claimed but not sent yet.
     after_crash = statuses(ids)
-    in_flight, recorded, waiting = after_crash["sending"], after_crash["sent"], after_crash["queued"]
+    in_flight, recorded, waiting = (
+        after_crash["sending"],
+        after_crash["sent"],
+        after_crash["queued"],
+    )
     posted = len(fake_server.posts())
     assert posted >= 3 and recorded <= 2
     assert in_flight >= posted - recorded
