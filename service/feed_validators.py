@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 import tzdata
-from sqlalchemy import Select, String, bindparam, func, select, true
+from sqlalchemy import Connection, Engine, Select, String, bindparam, func, select, true
 
 from service.db import db
 from service.feed_content import OFF_STATUSES, checkin_filter, pause_window
@@ -184,9 +184,11 @@ class Prepared:
             self._forms[key] = form
         return form
 
-    def first(self, **params: str) -> tuple[Any, ...] | None:
-        """Run with params; return the first row's values, processed as Core would, or None."""
-        connection = db.session.connection()
+    def first(self, connection: Connection | None = None, **params: str) -> tuple[Any, ...] | None:
+        """Run with params (on the session's connection unless given one); return the first
+        row's values, processed as Core would, or None."""
+        if connection is None:
+            connection = db.session.connection()
         sql, defaults, order, processors = self._form(connection.dialect)
         values = {**defaults, **params}
         args = tuple(values[name] for name in order) if order is not None else values
@@ -195,6 +197,27 @@ class Prepared:
             return None
         return tuple(value if process is None else process(value)
                      for process, value in zip(processors, row, strict=True))  # fmt: skip
+
+
+@cache
+def _autocommit(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def standalone_first(prepared: Prepared, **params: str) -> tuple[Any, ...] | None:
+    """Run a read-only Prepared outside the session: on PostgreSQL, in autocommit.
+
+    A single SELECT sees one snapshot by itself; on PostgreSQL autocommit spares a poll the
+    BEGIN and ROLLBACK round trips (half of its trips to the server), and a poll that
+    writes nothing never checks the session's connection out. SQLite (whose driver begins
+    no transaction for a SELECT) uses the session's connection: switching its isolation
+    level there and back would cost more than it saves.
+    """
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return prepared.first(**params)
+    with _autocommit(engine).connect() as connection:
+        return prepared.first(connection, **params)
 
 
 def _client_statement() -> Select[Any]:

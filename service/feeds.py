@@ -29,6 +29,7 @@ from service.feed_validators import (
     client_validator_of,
     own_of,
     sources_of,
+    standalone_first,
     therapist_validator,
     validator_of,
 )
@@ -215,7 +216,8 @@ def live_feed(token: str, *, now: datetime) -> LiveFeed | None:
     if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
         return None
     wanted = crypto.digest(token)
-    values = TOKEN_STATE.first(digest=wanted)
+    # Its own autocommit connection: a poll that records nothing never opens the session's.
+    values = standalone_first(TOKEN_STATE, digest=wanted)
     if values is None:
         return None
     token_id, digest, revoked_at, last_seen_at, client_id, therapist_id = values[:TOKEN_WIDTH]
