@@ -73,10 +73,19 @@ class Prefetched:
 _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", default=None)
 
 
+def _fresh(stmt):  # noqa: ANN001, ANN202
+    # Rows already in the session are overwritten with what the database holds now: the
+    # dispatcher does not expire its session at each commit, and a check must see a
+    # change made since (a discharge, a revoked consent).
+    return stmt.execution_options(populate_existing=True)
+
+
 def _load(model: type, ids: set[str]) -> dict[str, object]:
     if not ids:
         return {}
-    return {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(ids)))}
+    return {
+        row.id: row for row in db.session.scalars(_fresh(select(model).where(model.id.in_(ids))))
+    }
 
 
 def _latest(rows: Sequence[SmsConsent | DisclosureConsent], key: str) -> dict[str, object]:
@@ -98,16 +107,20 @@ def prefetch(messages: Sequence[Message], now: datetime) -> Prefetched:
     keys = {consent.subject_key(s) for s in subjects}
     if keys:
         rows = db.session.scalars(
-            select(SmsConsent)
-            .where(SmsConsent.subject_key.in_(keys))
-            .order_by(SmsConsent.subject_key, SmsConsent.version)
+            _fresh(
+                select(SmsConsent)
+                .where(SmsConsent.subject_key.in_(keys))
+                .order_by(SmsConsent.subject_key, SmsConsent.version)
+            )
         ).all()
         pre.sms_consents = {k: None for k in keys} | _latest(rows, "subject_key")
     if pre.contacts:
         rows = db.session.scalars(
-            select(DisclosureConsent)
-            .where(DisclosureConsent.contact_id.in_(pre.contacts))
-            .order_by(DisclosureConsent.contact_id, DisclosureConsent.version)
+            _fresh(
+                select(DisclosureConsent)
+                .where(DisclosureConsent.contact_id.in_(pre.contacts))
+                .order_by(DisclosureConsent.contact_id, DisclosureConsent.version)
+            )
         ).all()
         pre.disclosures = {k: None for k in pre.contacts} | _latest(rows, "contact_id")
     pre.phones = frozenset(m.to_number for m in messages)

@@ -419,3 +419,28 @@ def test_a_message_that_cannot_be_checked_fails_alone(people, sms, settings, mon
     assert run(sms, settings, later(T0, seconds=1)) == 1
     assert (reload(broken).status, reload(fine).status) == ("failed", "sent")
     assert "LookupError" in reload(broken).error_message
+
+
+def test_a_change_made_while_the_run_goes_on_is_seen_by_its_later_texts(people, sms, settings):
+    # Two texts to one number never share a batch: the second is checked after the first
+    # was sent, and must see what another process changed in between (here, a discharge).
+    from sqlalchemy import update
+
+    from service.models import Client
+
+    first = prompt_for(people.carol, idempotency_key="first")
+    second = prompt_for(people.carol, idempotency_key="second", now=later(T0, seconds=1))
+    db.session.commit()
+    real_send = sms.send
+
+    def send(**kwargs):
+        result = real_send(**kwargs)
+        with db.engine.begin() as conn:  # another writer, outside the dispatcher's session
+            conn.execute(update(Client).where(Client.id == people.carol.id)
+                         .values(status="discharged"))  # fmt: skip
+        return result
+
+    sms.send = send
+    assert run(sms, settings, later(T0, seconds=1), workers=0) == 1
+    assert reload(first).status == "sent"
+    assert (reload(second).status, reload(second).error_message) == ("skipped", "client discharged")
