@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -28,22 +29,46 @@ def day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def sms_consent_state(subject: Client | SupportContact) -> dict[str, Any]:
-    """Return the person's current SMS consent as the API shows it."""
-    latest = consent.latest_sms_consent(subject)
-    granted = consent.sms_consent_granted(subject)
+_LOOKUP = object()  # "not prefetched: look it up"
+
+
+def sms_consent_state(
+    subject: Client | SupportContact, *, latest: Any = _LOOKUP, opted_out: bool | None = None
+) -> dict[str, Any]:
+    """Return the person's current SMS consent as the API shows it.
+
+    `latest` (the person's latest consent version, or None) and `opted_out` may be passed
+    when a list prefetched them for a whole page; otherwise they are looked up.
+    """
+    if latest is _LOOKUP:
+        latest = consent.latest_sms_consent(subject)
+    if opted_out is None:
+        opted_out = consent.is_opted_out(subject.phone)
+    granted = consent.sms_consent_in_effect(subject, latest)
     current = latest if latest is not None and latest.phone == subject.phone else None
     return {
         "granted": granted,
         "method": current.method if current is not None and granted else None,
         "version": latest.version if latest is not None else None,
         "recorded_at": iso(latest.recorded_at) if latest is not None else None,
-        "opted_out": consent.is_opted_out(subject.phone),
+        "opted_out": opted_out,
     }
 
 
-def client_dict(client: Client) -> dict[str, Any]:
-    """Return a client as the API shows it."""
+def client_dicts(clients: Sequence[Client]) -> list[dict[str, Any]]:
+    """Return a page of clients as the API shows them, with two queries for all their consents."""
+    latest = consent.latest_sms_consents(clients)
+    opted_out = consent.opted_out_among(c.phone for c in clients)
+    return [
+        client_dict(c, latest=latest.get(consent.subject_key(c)), opted_out=c.phone in opted_out)
+        for c in clients
+    ]
+
+
+def client_dict(
+    client: Client, *, latest: Any = _LOOKUP, opted_out: bool | None = None
+) -> dict[str, Any]:
+    """Return a client as the API shows it (consent prefetched by `client_dicts` for lists)."""
     return {
         "id": client.id,
         "therapist_id": client.therapist_id,
@@ -56,7 +81,7 @@ def client_dict(client: Client) -> dict[str, Any]:
         "stage_of_change": client.stage_of_change,
         "current_step": client.current_step,
         "coping_plan": client.coping_plan,
-        "sms_consent": sms_consent_state(client),
+        "sms_consent": sms_consent_state(client, latest=latest, opted_out=opted_out),
         "quiet_hours": {"start": client.quiet_start, "end": client.quiet_end},
         "discreet": client.discreet,
         "status": client.status,

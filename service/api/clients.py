@@ -37,7 +37,7 @@ from service.errors import Invalid
 from service.export import export_client
 from service.meetings import escape_like
 from service.models import Client, Therapist
-from service.serialize import client_dict
+from service.serialize import client_dict, client_dicts
 
 bp = Blueprint("clients", __name__, url_prefix="/api/v1")
 register_core_errors(bp)
@@ -84,7 +84,7 @@ def list_clients(query: ClientQuery) -> Any:
     if query.q:
         pattern = f"%{escape_like(query.q.lower())}%"
         stmt = stmt.where(func.lower(Client.display_name).like(pattern, escape="\\"))
-    page = paginate(stmt, Client.id, client_dict)
+    page = paginate(stmt, Client.id, client_dict, serialize_page=client_dicts)
     audit("client.list", subject_type="client",
           detail={"ids": [item["id"] for item in page["items"]]})  # fmt: skip
     commit()
