@@ -98,10 +98,13 @@ def test_dashboard_answers_a_503_page_not_a_500_when_the_database_is_down(down_a
     assert b"Temporarily unavailable" in response.data
 
 
-def test_a_constraint_error_is_a_500_not_an_outage(down_app):
+def test_a_constraint_error_is_a_409_conflict_not_an_outage(down_app):
+    # A unique constraint that no validation caught means a concurrent write won: the caller
+    # can reload and retry; it is neither "the database is down" (503) nor a crash (500).
     response = down_app.test_client().get("/api/v1/probe-integrity")
-    assert response.status_code == 500
+    assert response.status_code == 409
     assert response.mimetype == "application/problem+json"
+    assert "Retry-After" not in response.headers
 
 
 def test_outage_classification():

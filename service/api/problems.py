@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -135,10 +135,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     @app.errorhandler(PoolTimeout)
     def _database_error(exc: Exception) -> Any:
-        # Down, restarting or out of connections: 503. A constraint or SQL error is a bug: 500.
-        if not is_database_outage(exc):
-            return _unexpected(exc)
-        return database_unavailable(exc)
+        # Down, restarting or out of connections: 503. A constraint that no validation caught
+        # is a write racing another (two requests creating the same thing): 409, nothing
+        # written. Any other SQL error is a bug: 500.
+        if is_database_outage(exc):
+            return database_unavailable(exc)
+        if isinstance(exc, IntegrityError):
+            logger.warning("constraint refused a write on %s %s: %s", request.method,
+                           request.path, type(exc.orig).__name__)  # fmt: skip
+            db.session.rollback()
+            if not _wants_problem():
+                return Response("Conflict", status=409)
+            return problem(409, "the change conflicts with a record written at the same time; "
+                                "reload and try again")  # fmt: skip
+        return _unexpected(exc)
 
 
 def database_unavailable(exc: BaseException) -> Response:
