@@ -240,6 +240,17 @@ def _serialise(parts: dict[str, str]) -> str:
 
 def validate_rrule(rrule: str) -> str:
     """Validate an RRULE (optionally prefixed "RRULE:") and return it normalised, unprefixed."""
+    if isinstance(rrule, str):
+        return _validated_rrule(rrule)  # the sweeps expand the same few rules all day
+    return _validate_rrule(rrule)
+
+
+@lru_cache(maxsize=1024)
+def _validated_rrule(rrule: str) -> str:
+    return _validate_rrule(rrule)
+
+
+def _validate_rrule(rrule: str) -> str:
     parts = _split_rule(rrule)
     _check_parts(parts)
     normalised = _serialise(parts)
