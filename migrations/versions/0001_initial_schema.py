@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 21:50:11.041249
+Create Date: 2026-11-27 22:41:57.179937
 
 """
 from alembic import op
@@ -109,6 +109,7 @@ def upgrade():
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('totp_secret_encrypted', sa.String(length=255), nullable=True),
+    sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('alerts_notified_at', service.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('digest_sent_on', sa.String(length=10), nullable=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import UTCDateTime, db, new_id
@@ -40,6 +40,8 @@ class Therapist(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret_encrypted: Mapped[str | None] = mapped_column(String(255))
+    # The last TOTP time step (unix time // 30) a code was accepted for: each code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     alerts_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     digest_sent_on: Mapped[str | None] = mapped_column(String(10))

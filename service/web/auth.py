@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
 import pyotp
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy import or_, update
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
@@ -117,7 +119,8 @@ def login_totp() -> Any:
     therapist = db.session.get(Therapist, pending.get("id"))
     code = request.form.get("code", "").replace(" ", "")
     secret = _secret(therapist) if therapist else None
-    if therapist is None or secret is None or not _verify(secret, code):
+    step = _verify(secret, code) if secret else None
+    if therapist is None or step is None or not _consume(therapist, step):
         _failed(keys)
         return render_template("login_totp.html", error="That code is not right."), 401
     return _complete(therapist, keys[1])
@@ -138,10 +141,35 @@ def _secret(therapist: Therapist) -> str | None:
     return decrypt(current_app.config["SECRET_KEY"], TOTP_PURPOSE, therapist.totp_secret_encrypted)
 
 
-def _verify(secret: str, code: str) -> bool:
+def _verify(secret: str, code: str) -> int | None:
+    """Return the time step the code is valid for (now, or one step either side), else None."""
     if not code.isdigit() or len(code) != 6:
+        return None
+    totp, at = pyotp.TOTP(secret), now()
+    here = totp.timecode(at)
+    for offset in (0, -1, 1):
+        if hmac.compare_digest(totp.at(at, counter_offset=offset), code):
+            return here + offset
+    return None
+
+
+def _consume(therapist: Therapist, step: int) -> bool:
+    """Record `step` as used unless it (or a later one) already was: a code works only once.
+
+    One conditional UPDATE, so two requests racing with the same code cannot both win.
+    """
+    used = db.session.execute(
+        update(Therapist)
+        .where(Therapist.id == therapist.id)
+        .where(or_(Therapist.totp_last_step.is_(None), Therapist.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:
+        db.session.rollback()
         return False
-    return pyotp.TOTP(secret).verify(code, for_time=now(), valid_window=1)
+    db.session.commit()
+    return True
 
 
 @bp.route("/account", methods=["GET"])
@@ -163,13 +191,15 @@ def totp_enable() -> Any:
     """Turn on two-step sign-in once the first code checks out."""
     secret = session.get("totp_enrol")
     code = request.form.get("code", "").replace(" ", "")
-    if not secret or not _verify(secret, code):
+    step = _verify(secret, code) if secret else None
+    if step is None:
         flash("That code is not right; check the authenticator's clock and try again.", "error")
         return redirect(url_for("web.account"))
     therapist = me()
     therapist.totp_secret_encrypted = encrypt(
         current_app.config["SECRET_KEY"], TOTP_PURPOSE, secret
     )
+    therapist.totp_last_step = step  # the enrolment code cannot sign anyone in afterwards
     session.pop("totp_enrol", None)
     audit("dashboard.totp.enable", subject_type="therapist", subject_id=therapist.id)
     db.session.commit()
@@ -182,10 +212,12 @@ def totp_disable() -> Any:
     """Turn off two-step sign-in (needs a current code)."""
     therapist = me()
     secret = _secret(therapist)
-    if secret is None or not _verify(secret, request.form.get("code", "").replace(" ", "")):
+    step = _verify(secret, request.form.get("code", "").replace(" ", "")) if secret else None
+    if step is None or not _consume(therapist, step):
         flash("That code is not right.", "error")
         return redirect(url_for("web.account"))
     therapist.totp_secret_encrypted = None
+    therapist.totp_last_step = None
     audit("dashboard.totp.disable", subject_type="therapist", subject_id=therapist.id)
     db.session.commit()
     flash("Two-step sign-in is off.", "success")

@@ -183,11 +183,34 @@ def test_totp_enrolment_and_sign_in(app, web, people, clock):
     assert fresh.get("/").status_code == 302  # the password alone is not a session
     bad = post_form(fresh, "/login/code", "/login/code", {"code": "123456"})
     assert bad.status_code == 401
+    # The enrolment code was used once already: it cannot sign in.
+    reused = post_form(fresh, "/login/code", "/login/code", {"code": code})
+    assert reused.status_code == 401
+    clock.set(clock.now + timedelta(seconds=30))
     good = post_form(
         fresh, "/login/code", "/login/code", {"code": pyotp.TOTP(secret).at(clock.now)}
     )
     assert good.status_code == 302 and good.headers["Location"] == "/"
     assert fresh.get("/").status_code == 200
+
+
+def test_a_totp_code_signs_in_once(app, web, people, clock):
+    secret = _enrol(web)
+    post_form(web, "/account", "/account/totp", {"code": pyotp.TOTP(secret).at(clock.now)})
+    clock.set(clock.now + timedelta(seconds=60))
+    code = pyotp.TOTP(secret).at(clock.now)
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, ALICE)
+    sign_in(second, ALICE)
+    assert post_form(first, "/login/code", "/login/code", {"code": code}).status_code == 302
+    # Someone who saw the code (over a shoulder, a phishing page) cannot use it again...
+    assert post_form(second, "/login/code", "/login/code", {"code": code}).status_code == 401
+    # ... nor the previous step's code, which the window would otherwise still accept.
+    previous = pyotp.TOTP(secret).at(clock.now - timedelta(seconds=30))
+    assert post_form(second, "/login/code", "/login/code", {"code": previous}).status_code == 401
+    clock.set(clock.now + timedelta(seconds=30))
+    fresh = pyotp.TOTP(secret).at(clock.now)
+    assert post_form(second, "/login/code", "/login/code", {"code": fresh}).status_code == 302
 
 
 def test_the_code_step_expires(app, web, people, clock):
