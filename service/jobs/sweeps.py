@@ -17,7 +17,7 @@ from service.digests import send_digests as queue_digests
 from service.horizon import plan_due_batches
 from service.misses import detect_misses_and_skips as close_checkins
 from service.prompting import send_prompts, send_reminders
-from service.quotas import evaluate_due_quotas
+from service.quotas import due_quota_batches
 from service.retention import purge_message_bodies
 from service.webhook_delivery import deliver_webhooks as deliver
 
@@ -88,8 +88,14 @@ def detect_misses_and_skips(now: datetime) -> int:
 
 
 def evaluate_quotas(now: datetime) -> int:
-    """Judge each weekly meeting quota once its client's local week has ended."""
-    return _unit_of_work(lambda: evaluate_due_quotas(now))
+    """Judge each weekly meeting quota once its client's local week has ended (per batch)."""
+    batches = due_quota_batches(now)
+    total = 0
+    while True:
+        judged = _unit_of_work(lambda: next(batches, -1))
+        if judged < 0:
+            return total
+        total += judged
 
 
 def escalate_and_notify(now: datetime) -> int:
