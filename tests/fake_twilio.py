@@ -96,6 +96,8 @@ class FakeTwilio:
     # Twilio's clock. Tests that move the app's clock pass theirs, so messages are dated in
     # the same (simulated) time the app reconciles against; wall time otherwise.
     clock: Callable[[], datetime] | None = None
+    # Keep created texts `queued` (no DateSent), as Twilio does while its queue is backed up.
+    hold_queued: bool = False
 
     def now(self) -> datetime:
         """Return the server's idea of the current time (the test clock, when given)."""
@@ -365,10 +367,11 @@ class FakeTwilio:
         with self._lock:
             self.messages[message["sid"]] = message
         answer = self._message_json(message)
-        # The fake "sends" at once: later reads see it sent, with a DateSent.
-        with self._lock:
-            message["status"] = "sent"
-            message["date_sent"] = stamp
+        # The fake "sends" at once (unless holding): later reads see it sent, with a DateSent.
+        if not self.hold_queued:
+            with self._lock:
+                message["status"] = "sent"
+                message["date_sent"] = stamp
         return 201, answer
 
     def _list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:

@@ -632,6 +632,7 @@ class TwilioProvider:
         messaging_service_sid: str | None = None,
         clock_skew: timedelta = timedelta(minutes=2),
         lookup_limit: int = 200,
+        lookup_newest: int = 20,
         lookup_page_size: int = 100,
     ) -> None:
         if bool(from_number) == bool(messaging_service_sid):
@@ -642,6 +643,7 @@ class TwilioProvider:
         # Twilio stamps messages with its clock, the caller's window uses ours.
         self.clock_skew = clock_skew
         self.lookup_limit = lookup_limit
+        self.lookup_newest = lookup_newest
         self.lookup_page_size = lookup_page_size
         self._dedupe = _Dedupe()
 
@@ -774,14 +776,18 @@ class TwilioProvider:
         """Return what Twilio sent to `to` created between since and until (± clock skew)."""
         lo, hi = _utc(since) - self.clock_skew, _utc(until) + self.clock_skew
         try:
-            # DateSent> narrows the scan on Twilio's side; the window itself is checked on
-            # date_created below, so a message created in the window but sent later counts.
-            messages = self.client.messages.list(
-                to=to,
-                date_sent_after=lo,
-                limit=self.lookup_limit,
-                page_size=min(self.lookup_limit, self.lookup_page_size),
+            # DateSent> narrows the scan on Twilio's side, but a text still queued at Twilio
+            # has no DateSent and is invisible to it: resending that one would text the
+            # person twice. So the newest texts to the number are read as well, unfiltered,
+            # and the window is checked on date_created below.
+            page_size = min(self.lookup_limit, self.lookup_page_size)
+            sent = self.client.messages.list(
+                to=to, date_sent_after=lo, limit=self.lookup_limit, page_size=page_size
             )
+            newest = self.client.messages.list(
+                to=to, limit=self.lookup_newest, page_size=min(page_size, self.lookup_newest)
+            )
+            messages = list({m.sid: m for m in [*sent, *newest]}.values())
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._api_error(exc) from None
         except requests.exceptions.RequestException as exc:

@@ -142,3 +142,22 @@ def test_a_timeout_that_twilio_acted_on_is_reconciled_by_a_fresh_process(
 @pytest.fixture
 def settings_for_crash(app):
     return app.extensions["settings"]
+
+
+def test_a_text_still_queued_at_twilio_after_a_crash_is_found_not_resent(
+    app, database_url, fake_server, clock
+):
+    # Twilio's queue is backed up: what it accepted has no DateSent yet when we reconcile.
+    fake_server.hold_queued = True
+    ids = [queue(f"+1500555{5200 + n}").id for n in range(3)]
+    db.session.commit()
+    died = dispatcher(database_url, fake_server, T0, crash_after=1)
+    assert died.returncode == 9, died.stderr[-2000:]
+    posts_at_crash = len(fake_server.posts())
+    assert posts_at_crash >= 1
+    clock.set(later(T0, minutes=3))
+    ok = dispatcher(database_url, fake_server, later(T0, minutes=3))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert all(m["date_sent"] is None for m in fake_server.messages.values())
+    assert len(fake_server.posts()) == 3  # the queued ones were found, only the rest sent
+    assert_each_sent_exactly_once(ids, fake_server)

@@ -326,10 +326,23 @@ def test_lookup_filters_by_to_and_date_sent(
     result = send(twilio_provider)
     found = twilio_provider.lookup(to=TO, since=before, until=datetime.now(UTC))
     assert [r.sid for r in found] == [result.sid]
-    [get] = [r for r in fake_twilio.requests if r.method == "GET"]
-    assert get.query["To"] == [TO]
-    assert get.query["DateSent>"][0].endswith("Z")
+    filtered, newest = [r for r in fake_twilio.requests if r.method == "GET"]
+    assert filtered.query["To"] == newest.query["To"] == [TO]
+    assert filtered.query["DateSent>"][0].endswith("Z")
+    assert "DateSent>" not in newest.query
     assert found[0].status == "sent"
+
+
+def test_lookup_finds_a_text_still_queued_at_twilio(
+    twilio_provider: TwilioProvider, fake_twilio: FakeTwilio
+) -> None:
+    # Queued texts have no DateSent, so a DateSent> filter alone would miss them and a
+    # reconcile would resend a text Twilio is about to deliver.
+    fake_twilio.hold_queued = True
+    before = datetime.now(UTC)
+    result = send(twilio_provider)
+    found = twilio_provider.lookup(to=TO, since=before, until=datetime.now(UTC))
+    assert [(r.sid, r.status) for r in found] == [(result.sid, "queued")]
 
 
 def test_lookup_follows_pages_through_the_base_url(fake_twilio: FakeTwilio) -> None:
@@ -343,8 +356,10 @@ def test_lookup_follows_pages_through_the_base_url(fake_twilio: FakeTwilio) -> N
     assert {r.sid for r in found} == sids
     assert [r.date_created for r in found] == sorted(r.date_created for r in found)
     gets = [r for r in fake_twilio.requests if r.method == "GET"]
-    # Pages 2 and 3 came from next_page_uri, an api.twilio.com URL rebased to the fake.
-    assert [g.query.get("Page", ["0"])[0] for g in gets] == ["0", "1", "2"]
+    # Pages 2 and 3 came from next_page_uri, an api.twilio.com URL rebased to the fake: for
+    # the DateSent-filtered read, then for the read of the newest texts.
+    assert [g.query.get("Page", ["0"])[0] for g in gets] == ["0", "1", "2"] * 2
+    assert ["DateSent>" in g.query for g in gets] == [True] * 3 + [False] * 3
 
 
 def test_fetch_one_message(twilio_provider: TwilioProvider, fake_twilio: FakeTwilio) -> None:
