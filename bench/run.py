@@ -785,6 +785,8 @@ def run_backend(
             ("import", "TSML import", lambda: measure_import(b, tmp)),
             ("scheduler_rss", "scheduler RSS", lambda: measure_scheduler(b)),
         ]
+        if only and "dispatch" in only:
+            only = only | {"busy_minute"}  # dispatch sends what the busy minute queued
         for key, what, fn in steps:
             if (only and key not in only) or (profile.steps and key not in profile.steps):
                 continue
