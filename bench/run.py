@@ -373,7 +373,7 @@ def measure_busy_minute(b: Bench) -> list[Row]:
     awake = len({r["client_id"] for r in rows})
     row = Row("busy_minute", what, b.backend, value=f"{fmt_s(seconds)} ({outbox:,} texts queued)",
               floor=f"{fmt_s(floor)} ({n:,} outbox rows)", ratio=ratio, goal="≤ 3× floor time",
-              note=f"{calls} sweep calls (BATCH=500 per kind per call; scheduled every 60 s); "
+              note=f"{calls} sweep calls (each loops over batches of 500 until one comes back short); "
                    f"{awake:,} awake clients",
               data={"seconds": seconds, "floor_seconds": floor, "queued": queued,
                     "outbox": outbox, "calls": calls})  # fmt: skip
