@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase
@@ -138,3 +140,28 @@ def new_id(prefix: str) -> str:
 def new_secret(nbytes: int = 32) -> str:
     """Return a URL-safe random secret of `nbytes` bytes of entropy."""
     return secrets.token_urlsafe(nbytes)
+
+
+def insert_new_rows(
+    table: Any, rows: list[dict[str, Any]], conflict_columns: list[str], *, chunk: int = 1000
+) -> set[str]:
+    """INSERT rows with ON CONFLICT (conflict_columns) DO NOTHING; return the ids written.
+
+    One executemany per chunk, so a row another writer already holds costs that row only (as
+    a savepoint would, and on PostgreSQL the INSERT waits for that writer to end first). The
+    rows' ids must be new: the ones found afterwards are exactly the rows this call wrote
+    (a plain executemany and a lookup are cheaper than RETURNING rendered per chunk).
+    """
+    if not rows:
+        return set()
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    for start in range(0, len(rows), chunk):
+        db.session.execute(stmt, rows[start : start + chunk])
+    ids = [row["id"] for row in rows]
+    written: set[str] = set()
+    for start in range(0, len(ids), chunk):
+        written.update(
+            db.session.scalars(select(table.c.id).where(table.c.id.in_(ids[start : start + chunk])))
+        )
+    return written

@@ -7,11 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, new_id
+from service.db import db, insert_new_rows, new_id
 from service.models import Message
 
 logger = logging.getLogger(__name__)
@@ -103,20 +101,8 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
             updated_at=now,
         )
         rows.append(row)
-    table = Message.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    for start in range(0, len(rows), _CHUNK):
-        db.session.execute(stmt, rows[start : start + _CHUNK])
-    # The ids are new and random: those found now are the rows this INSERT wrote.
-    ids = [row["id"] for row in rows]
-    queued: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        queued.update(
-            db.session.scalars(
-                select(table.c.idempotency_key).where(table.c.id.in_(ids[start : start + _CHUNK]))
-            )
-        )
+    written = insert_new_rows(Message.__table__, rows, ["idempotency_key"], chunk=_CHUNK)
+    queued = {row["idempotency_key"] for row in rows if row["id"] in written}
     for key in {row["idempotency_key"] for row in rows} - queued:
         logger.info("outbox: %s already queued", key.split(":")[0])
     return queued

@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from service.db import db, new_id
+from service.db import db, insert_new_rows, new_id
 from service.escalation import occurrence_label
 from service.events import append_event, append_events
 from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
@@ -387,24 +385,9 @@ def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
     if not rows:
         return set()
     rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
-    table = CheckIn.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).on_conflict_do_nothing(
-        index_elements=["source_type", "source_id", "occurrence"]
+    return insert_new_rows(
+        CheckIn.__table__, rows, ["source_type", "source_id", "occurrence"], chunk=INSERT_CHUNK
     )
-    for start in range(0, len(rows), INSERT_CHUNK):
-        db.session.execute(stmt, rows[start : start + INSERT_CHUNK])
-    # The ids are new and random, so those found now are the rows this INSERT wrote (a
-    # plain executemany, cheaper than RETURNING's statement rendered per batch of rows).
-    ids = [row["id"] for row in rows]
-    inserted: set[str] = set()
-    for start in range(0, len(ids), IN_CHUNK):
-        inserted.update(
-            db.session.scalars(
-                select(table.c.id).where(table.c.id.in_(ids[start : start + IN_CHUNK]))
-            )
-        )
-    return inserted
 
 
 def checkin_event_values(
