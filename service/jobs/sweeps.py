@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,16 @@ def _unit_of_work(work: Callable[[], int]) -> int:
     return count
 
 
+def _batch_by_batch(batches: Iterator[int]) -> int:
+    """Run a sweep's batches, each its own unit of work (committed, or rolled back alone)."""
+    total = 0
+    while True:
+        count = _unit_of_work(lambda: next(batches, -1))
+        if count < 0:
+            return total
+        total += count
+
+
 def plan_ahead(now: datetime) -> int:
     """Materialise check-ins for the next PLAN_HORIZON_HOURS, committing batch by batch.
 
@@ -46,13 +56,7 @@ def plan_ahead(now: datetime) -> int:
     holds neither every source's lock nor every loaded row until it ends.
     """
     horizon = timedelta(hours=_settings().PLAN_HORIZON_HOURS)
-    batches = plan_due_batches(now, horizon=horizon)
-    total = 0
-    while True:
-        created = _unit_of_work(lambda: next(batches, -1))
-        if created < 0:
-            return total
-        total += created
+    return _batch_by_batch(plan_due_batches(now, horizon=horizon))
 
 
 def send_reminders_and_prompts(now: datetime) -> int:
@@ -89,13 +93,7 @@ def detect_misses_and_skips(now: datetime) -> int:
 
 def evaluate_quotas(now: datetime) -> int:
     """Judge each weekly meeting quota once its client's local week has ended (per batch)."""
-    batches = due_quota_batches(now)
-    total = 0
-    while True:
-        judged = _unit_of_work(lambda: next(batches, -1))
-        if judged < 0:
-            return total
-        total += judged
+    return _batch_by_batch(due_quota_batches(now))
 
 
 def escalate_and_notify(now: datetime) -> int:
