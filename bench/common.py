@@ -106,9 +106,11 @@ def pg_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
 
 
 @contextmanager
-def private_postgres(prefix: str = "steadfast_bench") -> Iterator[str]:
+def private_postgres(
+    prefix: str = "steadfast_bench", admin_url: str = PG_ADMIN_URL
+) -> Iterator[str]:
     """Create a throwaway PostgreSQL database (as tests/conftest.py does) and drop it after."""
-    url = make_url(PG_ADMIN_URL)
+    url = make_url(admin_url)
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.common import percentile
+from bench.common import percentile, pg_reachable, private_postgres
 from bench.generate import bench_now, generate
 from bench.loadmix import prepare, run, standard_mix, summary_line, warm_feeds
 from service import create_app
@@ -44,22 +42,12 @@ def load_database() -> Iterator[str]:
     url = make_url(PG_ADMIN)
     if url.host not in ("127.0.0.1", "localhost", "::1"):
         pytest.fail(f"the load run only uses a local server, not {url.host}")
-    name = f"steadfast_load_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - no local server: skip, except in CI
-        admin.dispose()
+    if not pg_reachable(url.host, url.port or 5432):
         if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {url.host}:{url.port} is unreachable: {exc}")
+            pytest.fail(f"PostgreSQL at {url.host}:{url.port} is unreachable")
         pytest.skip(f"PostgreSQL at {url.host}:{url.port} is unreachable")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_postgres("steadfast_load", admin_url=PG_ADMIN) as database_url:
+        yield database_url
 
 
 _ACCESS = re.compile(r"^(GET|POST|PATCH) (\S+) (\d{3}) (\d+)ms$", re.M)
