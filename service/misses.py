@@ -7,14 +7,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, consent
 from service.db import db
 from service.escalation import close_outcome, consecutive_misses, occurrence_label, should_alert
+from service.events import append_events
 from service.models import CheckIn, Client, Commitment, MeetingPlan, Message, SupportContact
 from service.notifications.templates import render
 from service.outbox import enqueue_message
-from service.planning import checkin_event, load_source, quiet_hours_of
+from service.planning import checkin_event_values, quiet_hours_of
 from service.quiet_hours import defer_question
 from service.schedule import get_zone
 
@@ -48,16 +50,28 @@ def _claim(*criteria: Any) -> Select[tuple[CheckIn]]:
     )
 
 
-def _move(row: CheckIn, from_status: str, values: dict[str, Any]) -> bool:
-    """Change a check-in's status only if it is still `from_status`; report if this won."""
-    result = db.session.execute(
-        update(CheckIn)
-        .where(CheckIn.id == row.id, CheckIn.status == from_status)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+def _move_all(rows: list[CheckIn], from_status: str, values: dict[str, Any]) -> list[CheckIn]:
+    """Move many check-ins that are still `from_status` in one UPDATE; return those that won.
+
+    The rows' loaded attributes are brought up to date without another round trip (they
+    are the only columns this statement changes).
+    """
+    if not rows:
+        return []
+    won = set(
+        db.session.scalars(
+            update(CheckIn)
+            .where(CheckIn.id.in_([row.id for row in rows]), CheckIn.status == from_status)
+            .values(**values)
+            .returning(CheckIn.id)
+            .execution_options(synchronize_session=False)
+        ).all()
     )
-    db.session.refresh(row)
-    return result.rowcount == 1
+    moved = [row for row in rows if row.id in won]
+    for row in moved:
+        for key, value in values.items():
+            set_committed_value(row, key, value)
+    return moved
 
 
 def _window(source: MeetingPlan | Commitment | None) -> timedelta:
@@ -68,49 +82,88 @@ def _window(source: MeetingPlan | Commitment | None) -> timedelta:
     return timedelta(0)
 
 
+def _sources(rows: list[CheckIn]) -> dict[tuple[str, str], MeetingPlan | Commitment]:
+    """Load the batch's meeting plans and commitments, two queries at most."""
+    found: dict[tuple[str, str], MeetingPlan | Commitment] = {}
+    for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
+        ids = {row.source_id for row in rows if row.source_type == source_type}
+        if ids:
+            for source in db.session.scalars(select(model).where(model.id.in_(ids))):
+                found[(source_type, source.id)] = source
+    return found
+
+
+def _latest_prompts(rows: list[CheckIn]) -> dict[str, tuple[str, datetime | None]]:
+    """Each check-in's newest prompt text (status, sent_at), in one query."""
+    latest: dict[str, tuple[str, datetime | None]] = {}
+    if not rows:
+        return latest
+    result = db.session.execute(
+        select(Message.checkin_id, Message.status, Message.sent_at)
+        .where(Message.checkin_id.in_([row.id for row in rows]), Message.purpose == "prompt")
+        .order_by(Message.created_at, Message.id)
+    )
+    for checkin_id, status, sent_at in result:
+        latest[checkin_id] = (status, sent_at)  # ordered oldest first: the newest stays
+    return latest
+
+
 def close_prompted(now: datetime) -> int:
-    """Close prompted check-ins whose window ended: missed, or skipped if never delivered."""
-    closed = 0
-    for row in db.session.scalars(closing_stmt(now)).all():
-        source = load_source(row.source_type, row.source_id)
-        prompt = db.session.scalar(
-            select(Message)
-            .where(Message.checkin_id == row.id, Message.purpose == "prompt")
-            .order_by(Message.created_at.desc())
-            .limit(1)
-        )
+    """Close prompted check-ins whose window ended: missed, or skipped if never delivered.
+
+    A batch costs a fixed number of statements (claim, sources, prompts, one UPDATE per
+    outcome, one INSERT of events); only a miss adds its escalation's history query.
+    """
+    rows = db.session.scalars(closing_stmt(now)).all()
+    sources = _sources(rows)
+    prompts = _latest_prompts(rows)
+    outcomes: dict[str, list[CheckIn]] = {}
+    for row in rows:
+        status, sent_at = prompts.get(row.id, (None, None))
         outcome, new_close = close_outcome(
-            message_status=prompt.status if prompt else None,
-            sent_at=prompt.sent_at if prompt else None,
-            window=_window(source),
+            message_status=status,
+            sent_at=sent_at,
+            window=_window(sources.get((row.source_type, row.source_id))),
             closes_at=row.closes_at,
             now=now,
         )
         if outcome == "extend":
             row.closes_at = new_close
-            continue
-        if outcome == "missed":
-            if _move(row, "prompted", {"status": "missed", "updated_at": now}):
-                checkin_event("checkin.missed", row, now, {})
-                escalate_miss(row, source, now=now)
-                closed += 1
-        elif _move(
-            row, "prompted", {"status": "skipped", "skip_reason": outcome, "updated_at": now}
-        ):
-            checkin_event("checkin.skipped", row, now, {"reason": outcome})
-            closed += 1
+        else:
+            outcomes.setdefault(outcome, []).append(row)
+    db.session.flush()  # the extensions, before the moves below
+    missed = _move_all(
+        outcomes.pop("missed", []), "prompted", {"status": "missed", "updated_at": now}
+    )
+    events = [checkin_event_values("checkin.missed", row, now, {}) for row in missed]
+    closed = len(missed)
+    for reason, batch in outcomes.items():
+        values = {"status": "skipped", "skip_reason": reason, "updated_at": now}
+        skipped = _move_all(batch, "prompted", values)
+        events += [
+            checkin_event_values("checkin.skipped", row, now, {"reason": reason}) for row in skipped
+        ]
+        closed += len(skipped)
+    append_events(events)
+    for row in missed:
+        escalate_miss(row, sources.get((row.source_type, row.source_id)), now=now)
     return closed
 
 
 def skip_unasked(now: datetime) -> int:
     """End as skipped the check-ins that were never asked and whose window has passed."""
-    skipped = 0
+    by_reason: dict[str, list[CheckIn]] = {}
     for row in db.session.scalars(unasked_stmt(now)).all():
-        reason = row.skip_reason or "stale"
-        if _move(row, "scheduled", {"status": "skipped", "skip_reason": reason, "updated_at": now}):
-            checkin_event("checkin.skipped", row, now, {"reason": reason})
-            skipped += 1
-    return skipped
+        by_reason.setdefault(row.skip_reason or "stale", []).append(row)
+    events: list[dict[str, object]] = []
+    for reason, batch in by_reason.items():
+        values = {"status": "skipped", "skip_reason": reason, "updated_at": now}
+        skipped = _move_all(batch, "scheduled", values)
+        events += [
+            checkin_event_values("checkin.skipped", row, now, {"reason": reason}) for row in skipped
+        ]
+    append_events(events)
+    return len(events)
 
 
 def escalate_miss(row: CheckIn, source: MeetingPlan | Commitment | None, *, now: datetime) -> None:

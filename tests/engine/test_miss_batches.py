@@ -1,0 +1,80 @@
+"""Closing many check-ins in one sweep: each once, one event each, escalation counted in order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from service.db import db
+from service.jobs import sweeps
+from service.models import Event
+from tests.engine.conftest import alerts, checkins_of, outbox, send_queued
+from tests.factories import make_commitment
+
+ASK = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # 20:00 New York on Dec 1
+
+
+def _events(kind: str) -> list[Event]:
+    return list(db.session.scalars(select(Event).where(Event.type == kind).order_by(Event.id)))
+
+
+def test_three_misses_closed_in_one_sweep_count_their_run_in_order(people):
+    commitment = make_commitment(people.carol, escalate_after_misses=2)
+    db.session.commit()
+    for day in range(3):  # asked three evenings; nothing closes them until the end
+        ask = ASK + timedelta(days=day)
+        sweeps.plan_ahead(ask - timedelta(hours=8))
+        sweeps.send_reminders_and_prompts(ask)
+        send_queued(ask)
+    rows = checkins_of(commitment.id)[:3]
+    assert [row.status for row in rows] == ["prompted"] * 3
+
+    later = ASK + timedelta(days=2, hours=3)
+    assert sweeps.detect_misses_and_skips(later) == 3
+    assert sweeps.detect_misses_and_skips(later) == 0  # a second tick closes nothing
+    for row in rows:
+        db.session.refresh(row)
+    assert [row.status for row in rows] == ["missed"] * 3
+    assert [row.updated_at for row in rows] == [later] * 3
+    missed = _events("checkin.missed")
+    assert sorted(event.subject_id for event in missed) == sorted(row.id for row in rows)
+    # Counted in occurrence order within the batch: the first miss is below the threshold,
+    # the second makes a run of 2 and the third a run of 3 (each further miss alerts again).
+    raised = [(a.kind, a.detail["checkin_id"], a.detail["consecutive"]) for a in alerts()]
+    assert sorted(raised, key=lambda r: r[2]) == [
+        ("missed", rows[1].id, 2),
+        ("missed", rows[2].id, 3),
+    ]
+
+
+def test_a_batch_mixes_misses_skips_and_extensions(people):
+    missed = make_commitment(people.carol, time="20:00", grace_minutes=60)
+    undelivered = make_commitment(people.carol, time="20:00", grace_minutes=60)
+    late = make_commitment(people.carol, time="20:00", grace_minutes=60)
+    db.session.commit()
+    sweeps.plan_ahead(ASK - timedelta(hours=8))
+    assert sweeps.send_reminders_and_prompts(ASK) == 3
+    rows = {source.id: checkins_of(source.id)[0] for source in (missed, undelivered, late)}
+    for message in outbox(purpose="prompt"):
+        if message.checkin_id == rows[missed.id].id:
+            message.status, message.sent_at = "sent", ASK
+        elif message.checkin_id == rows[undelivered.id].id:
+            message.status = "failed"
+        else:
+            message.status, message.sent_at = "sent", ASK + timedelta(minutes=50)  # sent late
+    db.session.commit()
+
+    at = ASK + timedelta(minutes=61)
+    assert sweeps.detect_misses_and_skips(at) == 2
+    for row in rows.values():
+        db.session.refresh(row)
+    assert rows[missed.id].status == "missed"
+    assert rows[undelivered.id].status == "skipped"
+    assert rows[undelivered.id].skip_reason is not None
+    # The late text keeps its check-in open for the whole grace from when it went out.
+    assert rows[late.id].status == "prompted"
+    assert rows[late.id].closes_at == ASK + timedelta(minutes=110)
+    skipped = _events("checkin.skipped")
+    assert [event.subject_id for event in skipped] == [rows[undelivered.id].id]
+    assert [event.subject_id for event in _events("checkin.missed")] == [rows[missed.id].id]
