@@ -6,15 +6,16 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from service.db import db, insert_new_rows, new_id
+from service.db import db, new_id
 from service.escalation import occurrence_label
 from service.events import append_event, append_events
 from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
+from service.outbox import id_in, insert_new
 from service.quiet_hours import QuietHours, close_time, defer_question, place_reminder
 from service.schedule import (
     Occurrence,
@@ -43,6 +44,111 @@ class Slot:
     verifier_contact_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingFacts:
+    """What planning reads of a meeting (the planning sweep's stand-in for the entity)."""
+
+    active: bool
+    day: int | None
+    time: str | None
+    end_time: str | None
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    """What planning reads of a client (the planning sweep's stand-in for the entity)."""
+
+    id: str
+    status: str
+    paused_until: date | None
+    timezone: str
+    quiet_start: str
+    quiet_end: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    """What planning reads of a meeting plan or commitment, from one Core row.
+
+    The planning sweep reads thousands of sources; plain rows cost a fraction of entities.
+    `verifier_timezone` is the verifier contact's own zone (None: the client's).
+    """
+
+    source_type: str
+    id: str
+    practice_id: str
+    client_id: str
+    verifier_contact_id: str | None
+    starts_on: date
+    paused_until: date | None
+    archived_at: datetime | None
+    planned_until: datetime | None
+    created_at: datetime
+    verifier_timezone: str | None
+    # Meeting plans
+    meeting: MeetingFacts | None = None
+    remind_minutes_before: int = 0
+    confirm_window_hours: int = 0
+    # Commitments
+    kind: str = ""
+    rrule: str = ""
+    time: str | None = None
+    grace_minutes: int = 0
+    active: bool = True
+
+    @classmethod
+    def from_row(cls, source_type: str, row: Any) -> SourceFacts:
+        """Build from a row of `horizon.due_sources_stmt` (meeting columns `meeting_*`)."""
+        common = dict(
+            source_type=source_type,
+            id=row.id,
+            practice_id=row.practice_id,
+            client_id=row.client_id,
+            verifier_contact_id=row.verifier_contact_id,
+            starts_on=row.starts_on,
+            paused_until=row.paused_until,
+            archived_at=row.archived_at,
+            planned_until=row.planned_until,
+            created_at=row.created_at,
+            verifier_timezone=row.verifier_timezone,
+        )
+        if source_type == "meeting_plan":
+            return cls(
+                **common,
+                meeting=_meeting_facts(
+                    row.meeting_active,
+                    row.meeting_day,
+                    row.meeting_time,
+                    row.meeting_end_time,
+                    row.meeting_timezone,
+                ),
+                remind_minutes_before=row.remind_minutes_before,
+                confirm_window_hours=row.confirm_window_hours,
+            )
+        return cls(
+            **common,
+            kind=row.kind,
+            rrule=row.rrule,
+            time=row.time,
+            grace_minutes=row.grace_minutes,
+            active=row.active,
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _meeting_facts(
+    active: bool, day: int | None, time: str | None, end_time: str | None, timezone: str
+) -> MeetingFacts:
+    return MeetingFacts(bool(active), day, time, end_time, timezone)
+
+
+def _is_plan(source: Source | SourceFacts) -> bool:
+    if type(source) is SourceFacts:
+        return source.source_type == "meeting_plan"
+    return isinstance(source, MeetingPlan)
+
+
 def load_source(source_type: str, source_id: str) -> Source | None:
     """Return the meeting plan or commitment a check-in comes from."""
     model = MeetingPlan if source_type == "meeting_plan" else Commitment
@@ -51,7 +157,7 @@ def load_source(source_type: str, source_id: str) -> Source | None:
 
 def source_type_of(source: Source) -> str:
     """Return "meeting_plan" or "commitment" for a source row."""
-    return "meeting_plan" if isinstance(source, MeetingPlan) else "commitment"
+    return "meeting_plan" if _is_plan(source) else "commitment"
 
 
 def not_plannable(source: Source, client: Client) -> str | None:
@@ -60,7 +166,7 @@ def not_plannable(source: Source, client: Client) -> str | None:
         return "client_discharged"
     if source.archived_at is not None:
         return "archived"
-    if isinstance(source, Commitment):
+    if not _is_plan(source):
         if not source.active:
             return "inactive"
         if source.kind == "meeting_quota" or not source.time:
@@ -109,17 +215,21 @@ def desired_slots(
         return []
     memo = {} if memo is None else memo
     quiet = quiet_hours_of(client)
-    contact = (
-        db.session.get(SupportContact, source.verifier_contact_id)
-        if source.verifier_contact_id
-        else None
-    )
-    zone = verifier_zone(client, contact)
+    if type(source) is SourceFacts:
+        zone = source.verifier_timezone or client.timezone
+    else:
+        contact = (
+            db.session.get(SupportContact, source.verifier_contact_id)
+            if source.verifier_contact_id
+            else None
+        )
+        zone = verifier_zone(client, contact)
+    is_plan = _is_plan(source)
     slots = []
     for occ in _occurrences(source, client, lo, hi, memo):
         if occ.at < source.created_at or paused_reason(source, client, occ.local):
             continue
-        if isinstance(source, MeetingPlan):
+        if is_plan:
             meeting = source.meeting
             key: tuple[object, ...] = (
                 "meeting", meeting.end_time, meeting.timezone, occ.local, occ.at,
@@ -156,7 +266,7 @@ def _occurrences(
     source: Source, client: Client, lo: datetime, hi: datetime, memo: Memo
 ) -> list[Occurrence]:
     """Expand a source's rule over [lo, hi), once per distinct rule in a batch."""
-    if isinstance(source, MeetingPlan):
+    if _is_plan(source):
         meeting: Meeting = source.meeting
         starts_on = max(source.starts_on, (lo - _WEEKLY_START_FLOOR).date())
         key: tuple[object, ...] = (
@@ -294,19 +404,18 @@ def _existing_rows(
             by_type.setdefault(source_type_of(source), []).append(source.id)
     found: dict[tuple[str, str], list[CheckIn]] = {}
     for source_type, ids in by_type.items():
-        for start in range(0, len(ids), IN_CHUNK):
-            stmt = select(CheckIn).where(
-                CheckIn.source_type == source_type,
-                CheckIn.source_id.in_(ids[start : start + IN_CHUNK]),
-                # The local occurrence is within a day or so of its instant in any zone;
-                # bounding it too lets the unique (source, occurrence) index range-scan.
-                CheckIn.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
-                CheckIn.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
-                CheckIn.event_at >= min(lows),
-                CheckIn.event_at < hi,
-            )
-            for row in db.session.scalars(stmt):
-                found.setdefault((row.source_type, row.source_id), []).append(row)
+        stmt = select(CheckIn).where(
+            CheckIn.source_type == source_type,
+            id_in(CheckIn.source_id, ids),
+            # The local occurrence is within a day or so of its instant in any zone;
+            # bounding it too lets the unique (source, occurrence) index range-scan.
+            CheckIn.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
+            CheckIn.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
+            CheckIn.event_at >= min(lows),
+            CheckIn.event_at < hi,
+        )
+        for row in db.session.scalars(stmt):
+            found.setdefault((row.source_type, row.source_id), []).append(row)
     return found
 
 
@@ -385,7 +494,7 @@ def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
     if not rows:
         return set()
     rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
-    return insert_new_rows(
+    return insert_new(
         CheckIn.__table__, rows, ["source_type", "source_id", "occurrence"], chunk=INSERT_CHUNK
     )
 
