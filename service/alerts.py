@@ -10,9 +10,9 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, new_id
+from service.db import db, insert_new_rows, new_id
 from service.escalation import dedup_key, occurrence_label
-from service.events import append_event
+from service.events import append_event, append_events
 from service.models import Alert, CheckIn, Client, Practice, Therapist
 from service.notifications.templates import render
 from service.outbox import enqueue_message
@@ -69,6 +69,59 @@ def raise_alert(
     if kind == "crisis":
         text_crisis(alert, now=now)
     return alert
+
+
+def raise_alerts(wanted: list[dict[str, Any]], *, now: datetime) -> list[str | None]:
+    """Raise many non-crisis alerts at once; return each one's new id, or None if not raised.
+
+    Each dict takes `raise_alert`'s keyword arguments (`client` required). One INSERT … ON
+    CONFLICT (dedup_key) DO NOTHING for the lot, so an alert already raised (by an earlier
+    sweep or a concurrent one) costs that alert only, and one INSERT of their events.
+    """
+    rows: list[dict[str, Any]] = []
+    for spec in wanted:
+        if spec["kind"] == "crisis":
+            raise ValueError("a crisis is raised one at a time (it is texted at once)")
+        client: Client = spec["client"]
+        rows.append(
+            {
+                "id": new_id("al"),
+                "practice_id": client.practice_id,
+                "client_id": client.id,
+                "therapist_id": client.therapist_id,
+                "kind": spec["kind"],
+                "status": "open",
+                "source_type": spec.get("source_type"),
+                "source_id": spec.get("source_id"),
+                "occurrence": spec.get("occurrence"),
+                "dedup_key": dedup_key(spec["kind"], client.id, spec.get("source_type"),
+                                       spec.get("source_id"), spec.get("occurrence")),
+                "detail": spec.get("detail") or {},
+                "created_at": now,
+            }
+        )  # fmt: skip
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["dedup_key"], row)  # the same alert asked twice is raised once
+    written = insert_new_rows(Alert.__table__, list(unique.values()), ["dedup_key"])
+    append_events(
+        [
+            {
+                "type": "alert.raised",
+                "occurred_at": now,
+                "practice_id": row["practice_id"],
+                "client_id": row["client_id"],
+                "subject_type": "alert",
+                "subject_id": row["id"],
+                "payload": {
+                    key: row[key] for key in ("kind", "source_type", "source_id", "occurrence")
+                },
+            }  # fmt: skip
+            for row in unique.values()
+            if row["id"] in written
+        ]
+    )
+    return [row["id"] if row["id"] in written else None for row in rows]
 
 
 def acknowledge_alert(alert: Alert, *, therapist_id: str, now: datetime) -> Alert:

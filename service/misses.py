@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,15 +14,25 @@ from service import alerts, consent
 from service.db import db
 from service.escalation import close_outcome, consecutive_misses, occurrence_label, should_alert
 from service.events import append_events
-from service.models import CheckIn, Client, Commitment, MeetingPlan, Message, SupportContact
+from service.models import (
+    CheckIn,
+    Client,
+    Commitment,
+    DisclosureConsent,
+    MeetingPlan,
+    Message,
+    SmsConsent,
+    SupportContact,
+)
 from service.notifications.templates import render
-from service.outbox import enqueue_message
+from service.outbox import enqueue_messages
 from service.planning import checkin_event_values, quiet_hours_of
 from service.quiet_hours import defer_question
 from service.schedule import get_zone
 
 logger = logging.getLogger(__name__)
 
+Source = MeetingPlan | Commitment
 BATCH = 500
 # How much of a source's history is read to count a run of misses (thresholds are <= 50).
 _HISTORY = 200
@@ -82,9 +93,9 @@ def _window(source: MeetingPlan | Commitment | None) -> timedelta:
     return timedelta(0)
 
 
-def _sources(rows: list[CheckIn]) -> dict[tuple[str, str], MeetingPlan | Commitment]:
+def _sources(rows: list[CheckIn]) -> dict[tuple[str, str], Source]:
     """Load the batch's meeting plans and commitments, two queries at most."""
-    found: dict[tuple[str, str], MeetingPlan | Commitment] = {}
+    found: dict[tuple[str, str], Source] = {}
     for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
         ids = {row.source_id for row in rows if row.source_type == source_type}
         if ids:
@@ -145,8 +156,7 @@ def close_prompted(now: datetime) -> int:
         ]
         closed += len(skipped)
     append_events(events)
-    for row in missed:
-        escalate_miss(row, sources.get((row.source_type, row.source_id)), now=now)
+    escalate_misses(missed, sources, now=now)
     return closed
 
 
@@ -166,10 +176,72 @@ def skip_unasked(now: datetime) -> int:
     return len(events)
 
 
-def escalate_miss(row: CheckIn, source: MeetingPlan | Commitment | None, *, now: datetime) -> None:
-    """Raise a `missed` alert when this miss makes the source's run reach its threshold."""
-    if source is None:
-        return
+@dataclass
+class _People:
+    """What escalating a batch of misses reads about people, fetched once per batch."""
+
+    clients: dict[str, Client] = field(default_factory=dict)
+    sponsors: dict[str, list[SupportContact]] = field(default_factory=dict)
+    opted_out: set[str] = field(default_factory=set)
+    sms: dict[str, SmsConsent] = field(default_factory=dict)
+    disclosures: dict[str, DisclosureConsent] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: list[CheckIn], sources: dict[tuple[str, str], Source]) -> _People:
+        people = cls()
+        client_ids = {row.client_id for row in rows}
+        if not client_ids:
+            return people
+        people.clients = {
+            client.id: client
+            for client in db.session.scalars(select(Client).where(Client.id.in_(client_ids)))
+        }
+        notifying = {
+            row.client_id
+            for row in rows
+            if isinstance(source := sources.get((row.source_type, row.source_id)), Commitment)
+            and source.notify_sponsor
+        }
+        if not notifying:
+            return people
+        for sponsor in db.session.scalars(
+            select(SupportContact)
+            .where(
+                SupportContact.client_id.in_(notifying),
+                SupportContact.role == "sponsor",
+                SupportContact.archived_at.is_(None),
+            )
+            .order_by(SupportContact.id)
+        ):
+            people.sponsors.setdefault(sponsor.client_id, []).append(sponsor)
+        everyone = [sponsor for group in people.sponsors.values() for sponsor in group]
+        people.opted_out = consent.opted_out_among(sponsor.phone for sponsor in everyone)
+        people.sms = consent.latest_sms_consents(everyone)
+        people.disclosures = consent.latest_disclosures(everyone)
+        return people
+
+    def client(self, client_id: str) -> Client | None:
+        return self.clients.get(client_id) or db.session.get(Client, client_id)
+
+    def sponsor_to_tell(self, client: Client, *, now: datetime) -> SupportContact | None:
+        """The client's first sponsor who may be texted about a miss today, or None."""
+        for sponsor in self.sponsors.get(client.id, []):
+            today = now.astimezone(get_zone(sponsor.timezone or client.timezone)).date()
+            if (
+                sponsor.phone not in self.opted_out
+                and consent.sms_consent_in_effect(
+                    sponsor, self.sms.get(consent.subject_key(sponsor))
+                )
+                and consent.disclosure_version_allows(
+                    sponsor, self.disclosures.get(sponsor.id), "missed", today
+                )
+            ):
+                return sponsor
+        return None
+
+
+def _run_of(row: CheckIn) -> int:
+    """How many misses in a row this check-in's source has, counting this one."""
     statuses = db.session.scalars(
         select(CheckIn.status)
         .where(
@@ -180,62 +252,74 @@ def escalate_miss(row: CheckIn, source: MeetingPlan | Commitment | None, *, now:
         .order_by(CheckIn.event_at.desc())
         .limit(_HISTORY)
     ).all()
-    run = consecutive_misses(statuses)
-    if not should_alert(run, source.escalate_after_misses):
-        return
-    client = db.session.get(Client, row.client_id)
-    if client is None or client.status == "discharged":
-        return  # asked before the discharge; the therapist has closed the case
-    alert = alerts.raise_alert(
-        kind="missed",
-        client=client,
-        source_type=row.source_type,
-        source_id=row.source_id,
-        occurrence=occurrence_label(row.occurrence),
-        detail={"checkin_id": row.id, "consecutive": run},
+    return consecutive_misses(statuses)
+
+
+def escalate_misses(
+    missed: list[CheckIn], sources: dict[tuple[str, str], Source], *, now: datetime
+) -> int:
+    """Raise a `missed` alert for each miss that makes its source's run reach the threshold.
+
+    Misses are counted in the given (occurrence) order. A commitment that asks for it also
+    has its client's first consenting sponsor told, once per miss. Return alerts raised.
+    """
+    people = _People.of(missed, sources)
+    raising: list[tuple[CheckIn, Client, Source, int]] = []
+    for row in missed:
+        source = sources.get((row.source_type, row.source_id))
+        if source is None:
+            continue
+        run = _run_of(row)
+        if not should_alert(run, source.escalate_after_misses):
+            continue
+        client = people.client(row.client_id)
+        if client is None or client.status == "discharged":
+            continue  # asked before the discharge; the therapist has closed the case
+        raising.append((row, client, source, run))
+    raised = alerts.raise_alerts(
+        [
+            {
+                "kind": "missed",
+                "client": client,
+                "source_type": row.source_type,
+                "source_id": row.source_id,
+                "occurrence": occurrence_label(row.occurrence),
+                "detail": {"checkin_id": row.id, "consecutive": run},
+            }
+            for row, client, _, run in raising
+        ],
         now=now,
     )
-    if alert is not None and isinstance(source, Commitment) and source.notify_sponsor:
-        notify_sponsor(row, client, now=now)
-
-
-def notify_sponsor(row: CheckIn, client: Client, *, now: datetime) -> bool:
-    """Tell the client's first consenting sponsor about the miss (scope `missed`), once."""
-    sponsors = db.session.scalars(
-        select(SupportContact)
-        .where(
-            SupportContact.client_id == client.id,
-            SupportContact.role == "sponsor",
-            SupportContact.archived_at.is_(None),
-        )
-        .order_by(SupportContact.id)
-    ).all()
-    for sponsor in sponsors:
-        zone = sponsor.timezone or client.timezone
-        today = now.astimezone(get_zone(zone)).date()
-        if (
-            consent.is_opted_out(sponsor.phone)
-            or not consent.sms_consent_granted(sponsor)
-            or not consent.disclosure_allows(sponsor, "missed", today)
-        ):
+    notices = []
+    for (row, client, source, _), alert_id in zip(raising, raised, strict=True):
+        if alert_id is None or not isinstance(source, Commitment) or not source.notify_sponsor:
             continue
-        send_after = defer_question(now, zone, quiet_hours_of(client))
-        enqueue_message(
-            practice_id=client.practice_id,
-            to=sponsor.phone,
-            body=render("miss_notice_contact", "en", client_name=client.display_name),
-            purpose="alert",
-            template="miss_notice_contact",
-            idempotency_key=f"miss_notice:{row.id}:{sponsor.id}",
-            now=now,
-            client_id=client.id,
-            contact_id=sponsor.id,
-            checkin_id=row.id,
-            send_after=send_after,
-            expires_at=send_after + _NOTICE_LIFETIME,
-        )
-        return True
-    return False
+        sponsor = people.sponsor_to_tell(client, now=now)
+        if sponsor is not None:
+            notices.append(_sponsor_notice(row, client, sponsor, now=now))
+    enqueue_messages(notices)
+    return sum(alert_id is not None for alert_id in raised)
+
+
+def _sponsor_notice(
+    row: CheckIn, client: Client, sponsor: SupportContact, *, now: datetime
+) -> dict[str, Any]:
+    """The text telling a sponsor about a miss (scope `missed`), keyed once per miss."""
+    send_after = defer_question(now, sponsor.timezone or client.timezone, quiet_hours_of(client))
+    return {
+        "practice_id": client.practice_id,
+        "to": sponsor.phone,
+        "body": render("miss_notice_contact", "en", client_name=client.display_name),
+        "purpose": "alert",
+        "template": "miss_notice_contact",
+        "idempotency_key": f"miss_notice:{row.id}:{sponsor.id}",
+        "now": now,
+        "client_id": client.id,
+        "contact_id": sponsor.id,
+        "checkin_id": row.id,
+        "send_after": send_after,
+        "expires_at": send_after + _NOTICE_LIFETIME,
+    }
 
 
 def detect_misses_and_skips(now: datetime) -> int:

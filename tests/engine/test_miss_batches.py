@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
+from service import alerts as alerts_module
 from service.db import db
 from service.jobs import sweeps
-from service.models import Event
+from service.models import Event, OptOut
 from tests.engine.conftest import alerts, checkins_of, outbox, send_queued
-from tests.factories import make_commitment
+from tests.factories import make_client, make_commitment, make_contact
 
 ASK = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # 20:00 New York on Dec 1
 
@@ -78,3 +80,45 @@ def test_a_batch_mixes_misses_skips_and_extensions(people):
     skipped = _events("checkin.skipped")
     assert [event.subject_id for event in skipped] == [rows[undelivered.id].id]
     assert [event.subject_id for event in _events("checkin.missed")] == [rows[missed.id].id]
+
+
+def test_the_miss_notice_goes_to_the_first_sponsor_who_may_be_told(people):
+    carol = people.carol
+    db.session.add(OptOut(phone=people.dave.phone, reason="opt_out", created_at=ASK))  # STOPped
+    make_contact(carol, display_name="Erin", phone="+15005550103", disclosure_scope=["checkins"])
+    make_contact(carol, display_name="Gus", phone="+15005550105", sms_consent=False)
+    finn = make_contact(carol, display_name="Finn", phone="+15005550104")
+    other = make_client(people.alice.therapist, display_name="Olga P.", phone="+15005550110")
+    make_contact(other, display_name="Pat", phone="+15005550106")
+    for client in (carol, other):
+        make_commitment(client, notify_sponsor=True, escalate_after_misses=1)
+    db.session.commit()
+    sweeps.plan_ahead(ASK - timedelta(hours=8))
+    sweeps.send_reminders_and_prompts(ASK)
+    send_queued(ASK)
+
+    assert sweeps.detect_misses_and_skips(ASK + timedelta(hours=2, minutes=1)) == 2
+    notices = outbox(template="miss_notice_contact")
+    # Carol's: Dave opted out, Erin may not hear of misses, Gus never agreed to texts.
+    assert sorted(notice.to_number for notice in notices) == ["+15005550104", "+15005550106"]
+    (to_finn,) = [notice for notice in notices if notice.client_id == carol.id]
+    assert to_finn.contact_id == finn.id
+    assert len(alerts()) == 2
+
+
+def test_raise_alerts_raises_each_key_once_and_records_one_event_each(people):
+    carol = people.carol
+    spec = {"kind": "missed", "client": carol, "source_type": "commitment", "source_id": "cm_x",
+            "occurrence": "2026-12-01T20:00", "detail": {"consecutive": 2}}  # fmt: skip
+    other = {**spec, "occurrence": "2026-12-02T20:00"}
+    first = alerts_module.raise_alerts([spec, other, spec], now=ASK)
+    assert first[0] is not None and first[1] is not None and first[2] is None
+    assert alerts_module.raise_alerts([spec], now=ASK) == [None]  # already raised
+    with pytest.raises(ValueError):
+        alerts_module.raise_alerts([{**spec, "kind": "crisis"}], now=ASK)
+    db.session.commit()
+    assert sorted(alert.id for alert in alerts()) == sorted(first[:2])
+    assert all(alert.therapist_id == carol.therapist_id for alert in alerts())
+    raised = _events("alert.raised")
+    assert sorted(event.subject_id for event in raised) == sorted(first[:2])
+    assert raised[0].payload["source_id"] == "cm_x"
