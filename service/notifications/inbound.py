@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from service import alerts, consent
+from service.checkins import record_reply
 from service.db import db, new_id
 from service.models import CheckIn, Client, Message, Practice, SupportContact
 from service.notifications import grammar, gsm
@@ -23,7 +24,9 @@ from service.notifications.optout import opt_in_number, opt_out_number
 from service.notifications.replies import (
     answer_prompt,
     answerable_checkins,
+    pick_checkin,
     reply_values,
+    responder_of,
     urge_answer,
 )
 from service.notifications.templates import render
@@ -107,22 +110,105 @@ def handle_inbound(
     candidates = None
     if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
         candidates = answerable_checkins(clients, every_contact, now)
+    decision = _decide(sender, intent, reply, now, candidates)
+    if decision is None:
+        return _act(sender, intent, reply, to_number, body, message_sid, now, settings, opted_out)
+    # Everything is decided before the first write, so the write lock is held for the
+    # stored rows, the check-in's answer and the commit only.
+    template, answer, checkin, action = decision
+    if opted_out:  # nothing goes to an opted-out number (STOP and START never get here)
+        template, answer = None, None
+    values = _inbound_values(sender, to_number, body, message_sid, now)
+    answer_row = reply_values(values, answer, template, now) if answer is not None else None
     # Stored first, unique by MessageSid: a replayed webhook (or a concurrent delivery of the
     # same text) inserts nothing and is answered with the recorded outcome, never acting twice.
-    inbound = _store(sender, to_number, body, message_sid, now)
-    if inbound is None:
+    if not _store_rows(values, answer_row):
         return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
-    template, answer = _route(sender, intent, reply, inbound, now, settings, candidates)
+    if checkin is not None:
+        record_reply(checkin, intent, responder=responder_of(checkin), channel="sms", now=now)
+    if action is not None:
+        sender.actions.append(action)
+    db.session.flush()
+    logger.info("inbound %s: %s (%s)", values["id"], intent, ", ".join(sender.actions) or "-")
+    return InboundResult(answer, intent, tuple(sender.actions), values["id"])
+
+
+def _act(
+    sender: _Sender,
+    intent: str,
+    reply: grammar.Reply,
+    to_number: str | None,
+    body: str,
+    message_sid: str | None,
+    now: datetime,
+    settings: Any,
+    opted_out: bool,
+) -> InboundResult:
+    """Store the text, then act on an intent whose handling writes (crisis, STOP, urge...)."""
+    values = _inbound_values(sender, to_number, body, message_sid, now)
+    if not _store_rows(values, None):
+        return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
+    inbound = Message(**values)
+    template, answer = _route(sender, intent, reply, inbound, now, settings)
     # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation. STOP
     # and START answer nothing whatever they did, and no other intent changes the suppression
     # list, so the state read above holds for every other answer.
     if opted_out or intent in (grammar.OPT_OUT, grammar.OPT_IN):
         template, answer = None, None
     if answer is not None:
-        db.session.execute(Message.__table__.insert(), reply_values(inbound, answer, template, now))
+        db.session.execute(Message.__table__.insert(), reply_values(values, answer, template, now))
     db.session.flush()
     logger.info("inbound %s: %s (%s)", inbound.id, intent, ", ".join(sender.actions) or "-")
     return InboundResult(answer, intent, tuple(sender.actions), inbound.id)
+
+
+# Intents whose handling writes (alerts, the suppression list, a sponsor's text): they are
+# acted on after the text is stored. Every other answer is decided by reads alone.
+_WRITING = frozenset({grammar.CRISIS, grammar.OPT_OUT, grammar.OPT_IN})
+_WRITING_FOR_CLIENTS = frozenset({grammar.URGE, grammar.LAPSE})
+
+
+def _decide(
+    sender: _Sender,
+    intent: str,
+    reply: grammar.Reply,
+    now: datetime,
+    candidates: tuple[list[CheckIn], list[CheckIn]] | None,
+) -> tuple[str | None, str | None, CheckIn | None, str | None] | None:
+    """Decide, by reads alone, what a text leads to: (template, answer, check-in, action).
+
+    The check-in is the one a YES/NO answers (recorded once the text is stored); None
+    as a whole when the intent's handling writes (see `_route`).
+    """
+    if intent in _WRITING:
+        return None
+    if not sender.known:
+        # _stranger appends its own action.
+        template, answer = _stranger(
+            sender, now, "help_unknown" if intent == grammar.HELP else None
+        )
+        return template, answer, None, None
+    client = sender.client
+    if intent == grammar.HELP:
+        if client is not None:
+            practice = db.session.get(Practice, client.practice_id)
+            phone = practice.phone if practice is not None else None
+            text = render("help_client", client.language, practice_phone=phone)
+            return "help_client", text, None, None
+        return "help_contact", render("help_contact", "en"), None, None
+    if intent in (grammar.CONFIRM, grammar.DECLINE):
+        open_prompts, late = candidates if candidates is not None else ([], [])
+        row, codes = pick_checkin(open_prompts, late, reply.code)
+        if row is not None:
+            return None, None, row, "confirmed" if intent == grammar.CONFIRM else "declined"
+        language = _language(sender)
+        if codes:
+            return "clarify_codes", render("clarify_codes", language, codes=codes), None, "clarify"
+        return "didnt_understand", render("didnt_understand", language), None, "nothing_open"
+    if intent in _WRITING_FOR_CLIENTS and client is not None:
+        return None
+    text = render("didnt_understand", _language(sender))
+    return "didnt_understand", text, None, "kept_for_therapist"
 
 
 def _route(
@@ -296,20 +382,14 @@ def _e164(number: str, region: str) -> str:
         return (number or "").strip()[:20]  # a short code or an alphanumeric sender
 
 
-def _store(
+def _inbound_values(
     sender: _Sender, to_number: str | None, body: str, sid: str | None, now: datetime
-) -> Message | None:
-    """Insert the inbound row (unique by MessageSid); None when it already exists.
-
-    One INSERT .. ON CONFLICT (provider_sid) DO NOTHING where the database has it, so the
-    row joins the request's single transaction (no savepoint: on SQLite a savepoint opened
-    before any write commits on release, which cost a second commit and let a failure
-    after it keep a text that was never acted on).
-    """
+) -> dict[str, Any]:
+    """Return the columns of the inbound text's row."""
     client = sender.client or (sender.clients[0] if sender.clients else None)
     contact = None if client is not None else (sender.contacts[0] if sender.contacts else None)
     owner = client or contact
-    values = {
+    return {
         "id": new_id("ms"),
         "practice_id": owner.practice_id if owner else None,
         "client_id": client.id if client else (contact.client_id if contact else None),
@@ -326,20 +406,42 @@ def _store(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _store_rows(values: dict[str, Any], reply: dict[str, Any] | None) -> bool:
+    """Insert the inbound row (unique by MessageSid) and its answer's; False if it existed.
+
+    One INSERT .. ON CONFLICT (provider_sid) DO NOTHING RETURNING id where the database has
+    it, with the answer's row in the same statement: the rows join the request's single
+    transaction (no savepoint: on SQLite a savepoint opened before any write commits on
+    release, which cost a second commit and let a failure after it keep a text that was
+    never acted on). A replay's answer row, inserted beside nothing, is deleted again.
+    """
     table = Message.__table__
+    rows = [values] if reply is None else [{**_REPLY_ONLY, **values}, reply]
+    sid = values["provider_sid"]
     upsert = _store_once(db.session.get_bind().dialect.name)
     if sid is None:
-        db.session.execute(table.insert(), values)
+        db.session.execute(table.insert(), rows)
     elif upsert is not None:
-        if db.session.execute(upsert, values).scalar() is None:  # rowcount is -1 on psycopg
-            return None
+        stored = set(db.session.scalars(upsert, rows))
+        if values["id"] not in stored:  # rowcount is -1 on psycopg
+            if reply is not None:
+                db.session.execute(table.delete().where(table.c.id == reply["id"]))
+            return False
     else:  # another database: a savepoint catches the duplicate
         try:
             with db.session.begin_nested():
                 db.session.execute(table.insert(), values)
         except IntegrityError:
-            return None
-    return Message(**values)
+            return False
+        if reply is not None:
+            db.session.execute(table.insert(), reply)
+    return True
+
+
+# The answer row's columns an inbound row leaves empty: one executemany needs one key set.
+_REPLY_ONLY = {"template": None, "idempotency_key": None, "send_after": None, "sent_at": None}
 
 
 @cache

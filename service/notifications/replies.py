@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -178,20 +180,28 @@ def _may_ask(sponsor: SupportContact, client: Client, now: datetime) -> bool:
     )
 
 
-def reply_values(inbound: Message, answer: str, template: str | None, now: datetime) -> dict:
-    """Return the columns of the outbound `reply` row for an answer sent in the webhook response."""
+def reply_values(
+    inbound: Mapping[str, Any] | Message, answer: str, template: str | None, now: datetime
+) -> dict[str, Any]:
+    """Return the columns of the outbound `reply` row for an answer sent in the webhook response.
+
+    `inbound`: the inbound text's row, or its columns as inserted.
+    """
+    if isinstance(inbound, Message):
+        inbound = {c: getattr(inbound, c) for c in _INBOUND_COLUMNS}
     return {
         "id": new_id("ms"),
-        "practice_id": inbound.practice_id,
-        "client_id": inbound.client_id,
-        "contact_id": inbound.contact_id,
+        "practice_id": inbound["practice_id"],
+        "client_id": inbound["client_id"],
+        "contact_id": inbound["contact_id"],
         "direction": "outbound",
-        "to_number": inbound.from_number or "",
-        "from_number": inbound.to_number or None,
+        "to_number": inbound["from_number"] or "",
+        "from_number": inbound["to_number"] or None,
         "body": answer,
         "purpose": "reply",
+        "provider_sid": None,
         "template": template,
-        "idempotency_key": f"reply:{inbound.id}",
+        "idempotency_key": f"reply:{inbound['id']}",
         "status": "sent",
         "attempts": 1,
         "segments": gsm.segments(answer),
@@ -200,6 +210,9 @@ def reply_values(inbound: Message, answer: str, template: str | None, now: datet
         "created_at": now,
         "updated_at": now,
     }
+
+
+_INBOUND_COLUMNS = ("id", "practice_id", "client_id", "contact_id", "from_number", "to_number")
 
 
 def reply_row(inbound: Message, answer: str, template: str | None, now: datetime) -> Message:

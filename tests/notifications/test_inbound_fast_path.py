@@ -138,16 +138,23 @@ OPTED_OUT = "SELECT OPT_OUTS.PHONE, OPT_OUTS.REASON,"
 CHECKINS_OF = "SELECT CHECKINS.ID, CHECKINS.PRACTICE_ID,"
 
 
-def test_a_text_costs_one_round_of_lookups_two_inserts_and_no_savepoint(client, people):
+def test_a_text_costs_one_round_of_lookups_one_insert_and_no_savepoint(client, people):
     (row,) = prompt((people.carol, None))
     phone = people.carol.phone  # loaded before counting
     answer, statements = statements_of(client, phone, "what now?", "SMcount")
     assert "didn't understand" in answer
-    # Who has the number (clients, contacts), whether it is opted out, the inbound row, the
-    # answer's row; on SQLite a savepoint opened before any write would commit on release.
-    assert sorted(statements) == sorted(
-        [CLIENTS_AT, CONTACTS_AT, OPTED_OUT, "INSERT INTO MESSAGES", "INSERT INTO MESSAGES"]
-    )
+    # Who has the number (clients, contacts), whether it is opted out, then the inbound row
+    # and the answer's row in one statement; on SQLite a savepoint opened before any write
+    # would commit on release.
+    assert statements == [CLIENTS_AT, CONTACTS_AT, OPTED_OUT, "INSERT INTO MESSAGES"]
+    rows = db.session.scalars(
+        select(Message).where(Message.purpose != "prompt").order_by(Message.direction)
+    ).all()
+    assert [(m.direction, m.purpose, m.provider_sid) for m in rows] == [
+        ("inbound", "inbound", "SMcount"),
+        ("outbound", "reply", None),
+    ]
+    assert rows[1].idempotency_key == f"reply:{rows[0].id}" and rows[1].body == answer
     assert db.session.get(CheckIn, row.id, populate_existing=True).status == "prompted"
 
 
