@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from service.meeting_import.normalize import Invalid, canonical_timezone
@@ -91,7 +92,30 @@ def stored_slug(slug: str) -> str:
     return f"{slug[: MAX_SLUG - 13]}~{digest}"
 
 
-_CANONICAL = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+def _canonical_encoder() -> Callable[[Any], str]:
+    """Return a function giving exactly JSONEncoder(ensure_ascii, compact).encode's text.
+
+    `JSONEncoder.encode` builds a new C encoder object on every call; the hash of each
+    meeting needs only one, made here once. Without circular-reference markers: what is
+    hashed is a flat list of scalars and one list of strings.
+    """
+    encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the encoder's own (slower) path
+        return encoder.encode
+    chunks = make(
+        None, encoder.default, json.encoder.encode_basestring_ascii, None,
+        encoder.key_separator, encoder.item_separator, False, False, True,
+    )  # fmt: skip
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(chunks(value, 0))
+
+    return encode
+
+
+_CANONICAL = _canonical_encoder()
 
 
 def content_hash(values: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import math
 import re
 import unicodedata
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
@@ -324,8 +324,17 @@ def _zone_index() -> dict[str, str]:
     return {name.casefold(): name for name in zoneinfo.available_timezones()}
 
 
+@functools.cache
+def _exact_zones() -> dict[str, str]:
+    return {name: name for name in _zone_index().values()}
+
+
 def canonical_timezone(value: Any) -> str | None:
     """Return the canonical IANA name for value, None if absent, or raise Invalid."""
+    if type(value) is str:
+        name = _exact_zones().get(value)
+        if name is not None:
+            return name  # the common case: a zone spelled as IANA spells it
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str) or len(value) > MAX_TIMEZONE:
@@ -398,6 +407,16 @@ def parse_updated(value: Any) -> str | None:
         return None
     moment: datetime | None = None
     plain = _UPDATED_PLAIN.fullmatch(text)
+    if (
+        plain is not None
+        and text[:4] >= "1000"
+        and text[11:13] < "24"
+        and text[14:16] < "60"
+        and text[17:19] < "60"
+        and _is_plain_date(text[:10])
+    ):
+        # Digits compare as text: a real date at a real time, already in the stored shape.
+        return f"{text[:10]}T{text[11:]}Z"
     if plain is not None:
         year, month, day, hour, minute, second = map(int, plain.groups())
         try:
@@ -421,6 +440,16 @@ def parse_updated(value: Any) -> str | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return _iso_z(moment)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _is_plain_date(text: str) -> bool:
+    """Return whether "YYYY-MM-DD" (digits) names a real day; a feed's stamps share few days."""
+    try:
+        date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        return False
+    return True
 
 
 def _iso_z(moment: datetime) -> str:

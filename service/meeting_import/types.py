@@ -233,11 +233,33 @@ _CACHED_ITEMS = 16
 _CACHED_LENGTH = 64
 
 
+# fellowship -> {an element seen in a `types` list: the one code it names}, for short strings
+# naming exactly one code (nearly all of them: "O", "Open", "12x12"). A hit needs no type
+# test, since only a string equals a string.
+_ONE_CODE: dict[str, dict[str, str]] = {f: {} for f in FELLOWSHIP_TABLES}
+
+
 def normalize_codes(raw: Any, fellowship: str) -> tuple[str, ...]:
     """Turn a feed's `types` value (list, comma string, numbers, labels) into codes."""
     fellowship = normalize_fellowship(fellowship)
     if type(raw) is list and len(raw) <= _CACHED_ITEMS:
+        # Feeds combine a few dozen codes into thousands of distinct lists, so the list is
+        # read element by element: one lookup each, when every element is known and the
+        # codes come out distinct (else the general path, which also learns the elements).
+        known = _ONE_CODE[fellowship]
+        try:
+            codes = tuple([known[item] for item in raw])
+        except (KeyError, TypeError):  # an element not seen yet, or not hashable
+            pass
+        else:
+            if len(set(codes)) == len(codes):
+                return codes
         if all(type(item) is str and len(item) <= _CACHED_LENGTH for item in raw):
+            if len(known) < _CACHE_SIZE:
+                for item in raw:
+                    item_codes = _item_codes_cached(item, fellowship)
+                    if len(item_codes) == 1:
+                        known[item] = item_codes[0]
             return _codes_cached(tuple(raw), fellowship)
     elif type(raw) is str and len(raw) <= _CACHED_LENGTH * _CACHED_ITEMS:
         return _codes_cached((raw,), fellowship)

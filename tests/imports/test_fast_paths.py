@@ -7,8 +7,10 @@ with a driver-level executemany; each is compared here with the path it short-cu
 
 from __future__ import annotations
 
+import gc
 import json
 import unicodedata
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from service.db import db
-from service.meeting_import import detect, normalize, types
+from service.db import db, new_id
+from service.meeting_import import detect, mapping, normalize, sources, types
 from service.meeting_import.mapping import meeting_values
 from service.meeting_import.records import MeetingRecord, record_from
-from service.meeting_import.store import _Inserter
+from service.meeting_import.store import _Inserter, new_ids
 from service.meeting_import.tsml import parse_tsml
 from service.models import Meeting, MeetingFeed
 from tests.imports.support import tsml_row
@@ -216,3 +218,51 @@ def test_nfkc_host_names_are_left_to_urlsplit() -> None:
     value = "https://exa\uff4dple.org/"
     assert unicodedata.normalize("NFKC", value) != value
     assert normalize.http_url(value) == _general_http_url(value)
+
+
+def test_new_ids_have_new_ids_form_and_time() -> None:
+    before = new_id("mt")
+    ids = new_ids("mt", 1000)
+    after = new_id("mt")
+    assert len(set(ids)) == 1000
+    for made in ids:
+        assert len(made) == len(before) and made.startswith("mt_")
+        assert set(made[3:]) <= set("0123456789abcdefghjkmnpqrstvwxyz")
+        # The first 10 digits are the millisecond: ordered between the two new_id calls.
+        assert before[3:13] <= made[3:13] <= after[3:13]
+    # The random digits use the whole alphabet, as new_id's do.
+    assert len({ch for made in ids for ch in made[13:]}) == 32
+
+
+@SETTINGS
+@given(content=st.lists(any_text | st.none() | st.integers() | st.lists(any_text, max_size=4),
+                        max_size=16))  # fmt: skip
+def test_canonical_encoding_is_json_dumps(content: list[Any]) -> None:
+    assert mapping._CANONICAL(content) == json.dumps(content, separators=(",", ":"))
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(zoneinfo.available_timezones())),
+       spelling=st.sampled_from((str, str.lower, str.upper, lambda s: f" {s} ")))  # fmt: skip
+def test_exact_zone_names_read_as_the_index_reads_them(name: str, spelling: Any) -> None:
+    value = spelling(name)
+    index = normalize._zone_index()
+    assert normalize.canonical_timezone(value) == (
+        index.get(value) or index.get(value.strip().casefold())
+    )
+
+
+def test_the_collector_pause_restores_what_it_found() -> None:
+    assert gc.isenabled()
+    with sources._collector_paused():
+        assert not gc.isenabled()
+        with sources._collector_paused():  # a second import meanwhile leaves it alone
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with sources._collector_paused():
+            raise ValueError("a failed import")
+    except ValueError:
+        pass
+    assert gc.isenabled()
