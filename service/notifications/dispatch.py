@@ -3,16 +3,20 @@
 Transactions: unlike the rest of the core, dispatch commits by itself. A batch of claims is
 committed before the provider is called for any of them (so a second dispatcher never takes
 the same rows), and the outcomes of finished sends are committed with the next claim (at
-the latest once a batch of them is waiting, and at the end of the run). A crash between a
-send and that commit leaves its row `sending` (as it leaves a text claimed but not sent
-yet): the next run reconciles it with the provider after the lease, before any resend.
+the latest once a batch of them is waiting or no send has finished for a moment, and at
+the end of the run). A crash between a send and that commit leaves its row `sending` (as
+it leaves a text claimed but not sent yet): the next run reconciles it with the provider
+after the lease, before any resend.
 
 Sends run on a few threads (the database work stays on the caller's thread and session), so
 the round trips to the provider overlap with each other and with the claims and checks of
-the next texts. Two texts to one number are never in flight together: the daily cap, an
-opt-out answered by the provider and the send-time checks see every earlier text to it.
-The number in flight starts at one and doubles with each success (back to one on a
-provider-wide failure), so a provider that is down costs BREAKER attempts, not a pool-full.
+the next texts: without SMS_MPS a few sends per thread are handed over at once, so the
+threads stay busy while this thread claims and checks. Two texts to one number are never in
+flight together: the daily cap, an opt-out answered by the provider and the send-time checks
+see every earlier text to it. The number handed over starts at one and doubles with each
+success (back to one on a provider-wide failure, and the sends handed over behind that
+failure are given back untried), so a provider that is down costs BREAKER attempts and the
+sends already running beside them, not a pool-full.
 SMS_MPS is kept by a token bucket whose slots are reserved on the caller's thread as texts
 are handed over, about _PACED_AHEAD_SECONDS ahead; each sender thread waits for its slot.
 So the time a send or the database takes does not push later slots back.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
@@ -52,15 +57,21 @@ DEFAULT_LIMIT = 200
 # Consecutive provider-wide failures (5xx, 429, timeouts, bad credentials) after which this
 # run stops: hammering a provider that is down only burns the messages' attempts.
 BREAKER = 3
-# Sends in flight at once (threads); 0 sends on the caller's thread, one at a time.
+# Sender threads; 0 sends on the caller's thread, one at a time.
 DEFAULT_WORKERS = 4
+# Without SMS_MPS, sends handed to the pool at once per sender thread: the ones queued
+# behind the running sends keep the threads busy while this thread claims and checks.
+_QUEUED_PER_SENDER = 4
 # Texts claimed (and checked) in one transaction.
-BATCH = 16
+BATCH = 32
+# Outcomes are committed with the next claim, once a batch of them waits, or when no send
+# has finished for this long.
+_OUTCOME_WAIT_SECONDS = 0.05
 # With SMS_MPS set, sender threads (most of them waiting for their slot) at most.
 _MAX_PACED_SENDERS = 32
 # With SMS_MPS set, texts are claimed and their slots reserved about this far ahead.
 _PACED_AHEAD_SECONDS = 0.25
-# Candidates read per claim beyond the batch, to skip numbers already in flight.
+# Candidates read per claim beyond twice the batch, to skip numbers already in flight.
 _CANDIDATE_SLACK = 8
 # Test-only: with STEADFAST_ENV=test, the process dies (os._exit) right after the Nth
 # successful provider.send returns, before the outcome is committed. Inert otherwise.
@@ -133,7 +144,7 @@ class _Run:
         self.stale = timedelta(minutes=settings.STALE_PROMPT_MINUTES)
         self.callback = f"{settings.PUBLIC_BASE_URL}/twilio/status"
         workers = max(0, int(workers))
-        self.most = max(1, workers)  # sends in flight (or waiting for their slot) at most
+        self.most = max(1, workers)  # sender threads busy at once
         self.batch = BATCH
         if not bucket.unlimited and workers > 0:
             # Reserve slots about _PACED_AHEAD_SECONDS ahead, so that this thread's own
@@ -143,8 +154,14 @@ class _Run:
             ahead = max(2, int(bucket.rate * _PACED_AHEAD_SECONDS))
             self.batch = min(BATCH, ahead)
             self.most = workers = min(ahead, _MAX_PACED_SENDERS)
+            self.depth = self.most  # every send handed over is running (or waiting its slot)
+        else:
+            self.depth = self.most * (_QUEUED_PER_SENDER if workers > 0 else 1)
         self.pool = ThreadPoolExecutor(workers, "sms-send") if workers > 0 else None
-        self.window = 1
+        # Set by a sender whose send failed provider-wide: the sends handed over behind it
+        # are then given back untried (not sent, not counted as attempts).
+        self.halted = threading.Event()
+        self.window = 1  # sends handed over and not finished, at most (up to depth)
         self.ready: deque[_InFlight] = deque()  # claimed and checked, waiting for a sender
         self.inflight: dict[Future[SendResult], _InFlight] = {}
         self.started = time.monotonic()
@@ -169,7 +186,7 @@ class _Run:
                 if outcome == "sent":
                     sent += 1
                     streak = 0
-                    self.window = min(self.most, self.window * 2)
+                    self.window = min(self.depth, self.window * 2)
                 elif outcome == "provider_down":
                     streak += 1
                     self.window = 1
@@ -194,12 +211,14 @@ class _Run:
             if not self.inflight:
                 self._commit()
                 return sent
-            # Outcomes ride on the next claim's commit; near the end they are committed
-            # as they come, and no more than a batch of them ever waits.
-            ending = stop or drained or claimed >= self.limit
-            if self.unsaved and (ending or self.unsaved >= self.batch):
+            # Outcomes ride on the next claim's commit; no more than a batch of them ever
+            # waits, and none waits longer than _OUTCOME_WAIT_SECONDS without a send ending.
+            if self.unsaved >= self.batch:
                 self._commit()
-            wait(list(self.inflight), return_when=FIRST_COMPLETED)
+            timeout = _OUTCOME_WAIT_SECONDS if self.unsaved else None
+            finished, _ = wait(list(self.inflight), timeout, FIRST_COMPLETED)
+            if not finished:
+                self._commit()
 
     def _commit(self) -> None:
         self._save_sent()
@@ -218,7 +237,7 @@ class _Run:
                     Message.send_after <= self.now,
                 )
                 .order_by(Message.send_after, Message.id)
-                .limit(room + len(busy) + _CANDIDATE_SLACK)
+                .limit(2 * room + len(busy) + _CANDIDATE_SLACK)
                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite relies on the rowcount
             )
             if self.message_ids is not None:
@@ -324,7 +343,9 @@ class _Run:
         slot = None if self.bucket.unlimited else self.bucket.reserve()
         args = (self.provider, self.settings, flight.request, self.bucket, slot)
         if self.pool is not None:
-            future = self.pool.submit(_provider_send, *args)
+            if not self.inflight:
+                self.halted.clear()  # nothing handed over earlier can still be withheld
+            future = self.pool.submit(_provider_send, *args, self.halted)
         else:
             future = Future()
             try:
@@ -336,12 +357,16 @@ class _Run:
     def _record(self, flight: _InFlight, future: Future[SendResult]) -> str:
         """Record what became of one send (committed later); return what it was."""
         message, now = flight.message, self.now
-        self.unsaved += 1
         try:
             result = future.result()
+        except _Withheld:
+            self.ready.appendleft(flight)  # not tried: it waits for the window like the rest
+            return "withheld"
         except DeliveryError as error:
+            self.unsaved += 1
             self._save_sent()
             return _failed(message, error, now, self.rng, flight.recipient)
+        self.unsaved += 1
         self.sent.append((message, result))
         logger.info("dispatch: message %s sent to %s as %s", message.id,
                     mask(message.to_number), result.sid)  # fmt: skip
@@ -398,17 +423,29 @@ class _Run:
         append_events(events)
 
 
+class _Withheld(Exception):
+    """A send not tried: one handed over before it failed provider-wide."""
+
+
 def _provider_send(
     provider: SmsProvider,
     settings: Any,
     kwargs: dict[str, Any],
     bucket: TokenBucket,
     slot: float | None,
+    halted: threading.Event | None = None,
 ) -> SendResult:
     """Send one text at its slot (on a sender thread); a crash test may stop us right after."""
     if slot is not None:
         bucket.wait_until(slot)
-    result = provider.send(**kwargs)
+    if halted is not None and halted.is_set():
+        raise _Withheld
+    try:
+        result = provider.send(**kwargs)
+    except DeliveryError as error:
+        if halted is not None and policy.provider_wide(error):
+            halted.set()
+        raise
     _crash_point(settings)
     return result
 

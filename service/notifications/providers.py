@@ -646,6 +646,9 @@ class TwilioProvider:
         self.lookup_newest = lookup_newest
         self.lookup_page_size = lookup_page_size
         self._dedupe = _Dedupe()
+        # The Messages resource, built (and its modules imported, ~80 ms) once here rather
+        # than at the first send, while a claimed batch waits for it.
+        self._messages = client.messages
 
     @classmethod
     def from_settings(
@@ -748,7 +751,7 @@ class TwilioProvider:
         if validity is not None:
             kwargs["validity_period"] = validity
         try:
-            message = self.client.messages.create(**kwargs)
+            message = self._messages.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as exc:
             error = self._api_error(exc)
         except requests.exceptions.RequestException as exc:
@@ -781,10 +784,10 @@ class TwilioProvider:
             # person twice. So the newest texts to the number are read as well, unfiltered,
             # and the window is checked on date_created below.
             page_size = min(self.lookup_limit, self.lookup_page_size)
-            sent = self.client.messages.list(
+            sent = self._messages.list(
                 to=to, date_sent_after=lo, limit=self.lookup_limit, page_size=page_size
             )
-            newest = self.client.messages.list(
+            newest = self._messages.list(
                 to=to, limit=self.lookup_newest, page_size=min(page_size, self.lookup_newest)
             )
             messages = list({m.sid: m for m in [*sent, *newest]}.values())

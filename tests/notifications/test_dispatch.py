@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import date, timedelta
 
 import pytest
@@ -362,6 +363,40 @@ def test_a_failing_provider_stops_the_run_after_three_failures(people, sms, sett
     assert run(sms, settings) == 0
     assert len(sms.attempts) == 3
     assert len(outbound(status="queued")) == 6
+
+
+def test_sends_queued_behind_a_failing_provider_are_taken_back_untried(people, settings):
+    # After 16 successes the pool holds sends queued behind the running ones; once the
+    # provider fails they are taken back, so the run stops after a few tries, not a pool-full.
+    ids = [queue(f"+1500555{6000 + n}").id for n in range(60)]
+    db.session.commit()
+    base = FakeProvider(seed=5)
+    lock = threading.Lock()
+    calls = []
+
+    class FailsAfter16:
+        name = "fake"
+
+        def send(self, **kwargs):
+            with lock:
+                calls.append(kwargs["to"])
+                n = len(calls)
+            time.sleep(0.005)
+            if n > 16:
+                raise DeliveryError("HTTP 500", permanent=False, status=500)
+            return base.send(**kwargs)
+
+        def lookup(self, **kwargs):
+            return base.lookup(**kwargs)
+
+    assert run(FailsAfter16(), settings) == 16
+    failed = len(calls) - 16
+    assert 3 <= failed <= 3 + 3  # the breaker's three, plus sends already running beside them
+    rows = db.session.scalars(select(Message).where(Message.id.in_(ids))).all()
+    assert Counter(m.status for m in rows) == {"sent": 16, "queued": 44}
+    tried = set(calls)
+    assert all(m.attempts == (1 if m.to_number in tried else 0)
+               for m in rows if m.status == "queued")  # fmt: skip
 
 
 def test_a_lost_response_is_reconciled_not_resent(people, sms, settings):
