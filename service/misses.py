@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, consent
@@ -255,6 +255,54 @@ def _run_of(row: CheckIn) -> int:
     return consecutive_misses(statuses)
 
 
+# Sources per history query in `_runs_of`.
+_RUNS_CHUNK = 100
+
+
+def _runs_of(rows: list[CheckIn]) -> dict[str, int]:
+    """`_run_of` for many check-ins by id: one windowed query per chunk of sources.
+
+    A source with one check-in in the batch reads its newest `_HISTORY` statuses up to it;
+    a source with several (after an outage) asks per check-in, as each has its own bound.
+    """
+    by_source: dict[tuple[str, str], list[CheckIn]] = {}
+    for row in rows:
+        by_source.setdefault((row.source_type, row.source_id), []).append(row)
+    runs = {row.id: _run_of(row) for group in by_source.values() if len(group) > 1 for row in group}
+    single = [group[0] for group in by_source.values() if len(group) == 1]
+    for start in range(0, len(single), _RUNS_CHUNK):
+        chunk = single[start : start + _RUNS_CHUNK]
+        position = func.row_number().over(
+            partition_by=(CheckIn.source_type, CheckIn.source_id), order_by=CheckIn.event_at.desc()
+        )
+        history = (
+            select(CheckIn.source_type, CheckIn.source_id, CheckIn.status, position.label("n"))
+            .where(
+                or_(
+                    *(
+                        and_(
+                            CheckIn.source_type == row.source_type,
+                            CheckIn.source_id == row.source_id,
+                            CheckIn.event_at <= row.event_at,
+                        )
+                        for row in chunk
+                    )
+                )
+            )
+            .subquery()
+        )
+        statuses: dict[tuple[str, str], list[str]] = {}
+        for source_type, source_id, status in db.session.execute(
+            select(history.c.source_type, history.c.source_id, history.c.status)
+            .where(history.c.n <= _HISTORY)
+            .order_by(history.c.source_type, history.c.source_id, history.c.n)
+        ):
+            statuses.setdefault((source_type, source_id), []).append(status)
+        for row in chunk:
+            runs[row.id] = consecutive_misses(statuses.get((row.source_type, row.source_id), []))
+    return runs
+
+
 def escalate_misses(
     missed: list[CheckIn], sources: dict[tuple[str, str], Source], *, now: datetime
 ) -> int:
@@ -265,11 +313,11 @@ def escalate_misses(
     """
     people = _People.of(missed, sources)
     raising: list[tuple[CheckIn, Client, Source, int]] = []
-    for row in missed:
-        source = sources.get((row.source_type, row.source_id))
-        if source is None:
-            continue
-        run = _run_of(row)
+    counted = [row for row in missed if (row.source_type, row.source_id) in sources]
+    runs = _runs_of(counted)
+    for row in counted:
+        source = sources[(row.source_type, row.source_id)]
+        run = runs[row.id]
         if not should_alert(run, source.escalate_after_misses):
             continue
         client = people.client(row.client_id)
