@@ -10,9 +10,9 @@ from flask import current_app
 from sqlalchemy import Select, or_, select, update
 
 from service.db import db
-from service.models import Client, Commitment, Meeting, MeetingPlan, SupportContact
+from service.models import Client, Commitment, MeetingPlan
 from service.outbox import id_in
-from service.planning import ClientFacts, Source, SourceFacts, sync_sources
+from service.planning import ClientFacts, Source, SourceFacts, source_facts_select, sync_sources
 from service.schedule import get_zone, resolve_local
 
 # A scheduler that was down does not plan further back than this: the catch-up rows end
@@ -47,16 +47,9 @@ def due_sources_stmt(model: type[Source], until: datetime) -> Select[Any]:
     """
     table = model.__table__
     clients = Client.__table__
-    contacts = SupportContact.__table__
-    columns = [table.c[name] for name in _SOURCE_COLUMNS[model]]
+    columns, joined = source_facts_select(model)
     columns += [clients.c[name].label(f"client_{name}") for name in _CLIENT_COLUMNS]
-    columns.append(contacts.c.timezone.label("verifier_timezone"))
-    joined = table.join(clients, clients.c.id == table.c.client_id)
-    if model is MeetingPlan:
-        meetings = Meeting.__table__
-        columns += [meetings.c[name].label(f"meeting_{name}") for name in _MEETING_COLUMNS]
-        joined = joined.join(meetings, meetings.c.id == table.c.meeting_id)
-    joined = joined.outerjoin(contacts, contacts.c.id == table.c.verifier_contact_id)
+    joined = joined.join(clients, clients.c.id == table.c.client_id)
     stmt = (
         select(*columns)
         .select_from(joined)
@@ -74,14 +67,7 @@ def due_sources_stmt(model: type[Source], until: datetime) -> Select[Any]:
     return stmt
 
 
-_COMMON_COLUMNS = ("id", "practice_id", "client_id", "verifier_contact_id", "starts_on",
-                   "paused_until", "archived_at", "planned_until", "created_at")  # fmt: skip
-_SOURCE_COLUMNS: dict[type[Any], tuple[str, ...]] = {
-    MeetingPlan: (*_COMMON_COLUMNS, "meeting_id", "remind_minutes_before", "confirm_window_hours"),
-    Commitment: (*_COMMON_COLUMNS, "kind", "rrule", "time", "grace_minutes", "active"),
-}
 _CLIENT_COLUMNS = ("status", "paused_until", "timezone", "quiet_start", "quiet_end")
-_MEETING_COLUMNS = ("active", "day", "time", "end_time", "timezone")
 
 
 # Sources claimed, planned and committed together by the planning sweep.

@@ -136,6 +136,36 @@ class SourceFacts:
         )
 
 
+_COMMON_COLUMNS = ("id", "practice_id", "client_id", "verifier_contact_id", "starts_on",
+                   "paused_until", "archived_at", "planned_until", "created_at")  # fmt: skip
+_SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meeting_plan": (*_COMMON_COLUMNS, "meeting_id", "remind_minutes_before",
+                     "confirm_window_hours"),
+    "commitment": (*_COMMON_COLUMNS, "kind", "rrule", "time", "grace_minutes", "active"),
+}  # fmt: skip
+_MEETING_COLUMNS = ("active", "day", "time", "end_time", "timezone")
+
+
+def source_facts_select(model: type[Source]) -> tuple[list[Any], Any]:
+    """Return the columns and FROM clause whose rows `SourceFacts.from_row` reads.
+
+    The source's own columns, its meeting's as `meeting_*` (meeting plans) and its verifier
+    contact's zone as `verifier_timezone`; callers add their own columns and conditions.
+    """
+    table = model.__table__
+    contacts = SupportContact.__table__
+    source_type = "meeting_plan" if model is MeetingPlan else "commitment"
+    columns: list[Any] = [table.c[name] for name in _SOURCE_COLUMNS[source_type]]
+    columns.append(contacts.c.timezone.label("verifier_timezone"))
+    joined = table
+    if model is MeetingPlan:
+        meetings = Meeting.__table__
+        columns += [meetings.c[name].label(f"meeting_{name}") for name in _MEETING_COLUMNS]
+        joined = joined.join(meetings, meetings.c.id == table.c.meeting_id)
+    joined = joined.outerjoin(contacts, contacts.c.id == table.c.verifier_contact_id)
+    return columns, joined
+
+
 @functools.lru_cache(maxsize=1024)
 def _meeting_facts(
     active: bool, day: int | None, time: str | None, end_time: str | None, timezone: str

@@ -7,7 +7,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,20 +24,24 @@ from service.models import (
     Client,
     Commitment,
     DisclosureConsent,
-    Meeting,
     MeetingPlan,
     SmsConsent,
     SupportContact,
 )
+from service.notifications import templates
 from service.notifications.grammar import new_code
 from service.notifications.templates import render as render_text
-from service.outbox import enqueue_messages
+from service.outbox import enqueue_messages, id_in
 from service.phones import mask
 from service.planning import (
+    Source,
+    SourceFacts,
     checkin_event_values,
     not_plannable,
     paused_reason,
     quiet_hours_of,
+    source_facts_select,
+    source_type_of,
     verifier_zone,
 )
 from service.quiet_hours import close_time, defer_question, is_quiet, is_stale
@@ -125,13 +129,11 @@ class _Facts:
     """What one batch of due check-ins needs to decide, loaded in a few IN queries."""
 
     clients: dict[str, Client]
-    sources: dict[tuple[str, str], MeetingPlan | Commitment]
+    sources: dict[tuple[str, str], SourceFacts]
     contacts: dict[str, SupportContact]
     opted_out: set[str]
     sms: dict[str, SmsConsent]
     disclosures: dict[str, DisclosureConsent]
-    # Rows only held, so that the weak identity map keeps them for `source.meeting`.
-    held: list[Any] = field(default_factory=list)
 
     @classmethod
     def load(cls, rows: Sequence[CheckIn]) -> _Facts:
@@ -139,13 +141,16 @@ class _Facts:
         contacts = _by_id(
             SupportContact, {row.verifier_contact_id for row in rows if row.verifier_contact_id}
         )
-        sources: dict[tuple[str, str], MeetingPlan | Commitment] = {}
+        sources: dict[tuple[str, str], SourceFacts] = {}
         for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
             ids = {row.source_id for row in rows if row.source_type == source_type}
-            for source_id, source in _by_id(model, ids).items():
-                sources[(source_type, source_id)] = source
-        plans = [s for s in sources.values() if isinstance(s, MeetingPlan)]
-        meetings = _by_id(Meeting, {plan.meeting_id for plan in plans})  # for not_plannable
+            if not ids:
+                continue
+            # Plain rows with their meeting joined in: all the decisions read of a source.
+            columns, joined = source_facts_select(model)
+            stmt = select(*columns).select_from(joined).where(id_in(model.__table__.c.id, ids))
+            for found in db.session.execute(stmt):
+                sources[(source_type, found.id)] = SourceFacts.from_row(source_type, found)
         people: list[Client | SupportContact] = [*clients.values(), *contacts.values()]
         return cls(
             clients=clients,
@@ -154,10 +159,9 @@ class _Facts:
             opted_out=consent.opted_out_among(person.phone for person in people),
             sms=consent.latest_sms_consents(people),
             disclosures=consent.latest_disclosures(contacts.values()),
-            held=list(meetings.values()),
         )
 
-    def source(self, row: CheckIn) -> MeetingPlan | Commitment | None:
+    def source(self, row: CheckIn) -> SourceFacts | None:
         return self.sources.get((row.source_type, row.source_id))
 
     def recipient_block_reason(self, subject: Client | SupportContact, today: date) -> str | None:
@@ -179,12 +183,10 @@ class _Facts:
 
 
 def _by_id(model: type[Any], ids: set[str]) -> dict[str, Any]:
-    wanted = sorted(ids)
-    found: dict[str, Any] = {}
-    for start in range(0, len(wanted), BATCH):
-        stmt = select(model).where(model.id.in_(wanted[start : start + BATCH]))
-        found.update((row.id, row) for row in db.session.scalars(stmt))
-    return found
+    if not ids:
+        return {}
+    stmt = select(model).where(id_in(model.id, sorted(ids)))
+    return {row.id: row for row in db.session.scalars(stmt)}
 
 
 def _batches(step: Callable[[list[CheckIn]], int], stmt: Select[tuple[CheckIn]]) -> int:
@@ -265,6 +267,12 @@ def render(template: str, language: str, **fields: Any) -> str:
 @functools.lru_cache(maxsize=4096)
 def _render(template: str, language: str, fields: tuple[tuple[str, Any], ...]) -> str:
     return render_text(template, language, **dict(fields))
+
+
+@functools.lru_cache(maxsize=4096)
+def _initial(display_name: str) -> str:
+    """The client's initial exactly as `prompt_contact` derives it (all a contact learns)."""
+    return templates.initial(templates._clean(display_name or ""))
 
 
 def _today(zone: str, now: datetime) -> date:
@@ -413,8 +421,8 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
     return len(texts)
 
 
-def _closes(source: MeetingPlan | Commitment, sent_at: datetime) -> datetime:
-    if isinstance(source, MeetingPlan):
+def _closes(source: Source, sent_at: datetime) -> datetime:
+    if source_type_of(source) == "meeting_plan":
         return close_time(sent_at, confirm_window_hours=source.confirm_window_hours)
     return close_time(sent_at, grace_minutes=source.grace_minutes)
 
@@ -422,17 +430,18 @@ def _closes(source: MeetingPlan | Commitment, sent_at: datetime) -> datetime:
 def _prompt_text(
     row: CheckIn,
     client: Client,
-    source: MeetingPlan | Commitment,
+    source: Source,
     contact: SupportContact | None,
     code: str | None,
 ) -> tuple[str, str]:
     """Return the template and body of the question, in the recipient's words."""
     if contact is not None:
         # A contact learns the client's initial only: the disclosure consent was checked.
+        # Only the initial goes in, so one rendering serves every client with that initial.
         return "prompt_contact", render(
-            "prompt_contact", "en", client_name=client.display_name, code=code
+            "prompt_contact", "en", client_name=_initial(client.display_name), code=code
         )
-    if isinstance(source, MeetingPlan):
+    if source_type_of(source) == "meeting_plan":
         return "prompt_meeting_self", render(
             "prompt_meeting_self", client.language, time=row.occurrence.time(), code=code
         )
@@ -451,17 +460,16 @@ def _update_where(rows: Sequence[CheckIn], values: dict[str, Any], *conditions: 
     Returns the ids it changed. The changed rows' objects take the new values; the others,
     changed by someone else meanwhile, are expired so they are read afresh when used.
     """
-    changed: set[str] = set()
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), BATCH):
-        result = db.session.execute(
-            update(CheckIn)
-            .where(CheckIn.id.in_(ids[start : start + BATCH]), *conditions)
-            .values(**values)
-            .returning(CheckIn.id)
-            .execution_options(synchronize_session=False)
-        )
-        changed.update(result.scalars())
+    if not rows:
+        return set()
+    result = db.session.execute(
+        update(CheckIn)
+        .where(id_in(CheckIn.id, [row.id for row in rows]), *conditions)
+        .values(**values)
+        .returning(CheckIn.id)
+        .execution_options(synchronize_session=False)
+    )
+    changed = set(result.scalars())
     for row in rows:
         if row.id in changed:
             _committed(row, values)
