@@ -10,15 +10,15 @@ from typing import Any
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, literal_column, null, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from service import alerts, consent
+from service import alerts
 from service.checkins import record_reply
 from service.db import db, new_id
-from service.models import CheckIn, Client, Message, Practice, SupportContact
+from service.models import CheckIn, Client, Message, OptOut, Practice, SupportContact
 from service.notifications import grammar, gsm
 from service.notifications.optout import opt_in_number, opt_out_number
 from service.notifications.replies import (
@@ -47,6 +47,35 @@ _CONTACTS_AT = (
     .where(SupportContact.phone == bindparam("phone"))
     .order_by(SupportContact.created_at, SupportContact.id)
 )
+_clients, _contacts, _opt_outs = Client.__table__, SupportContact.__table__, OptOut.__table__
+# Who has a number, in one statement: its clients, then every contact (archived ones too),
+# each oldest first as in _people, then a row when the number is on the suppression list.
+_WHO_HAS = union_all(
+    select(
+        literal_column("'client'").label("kind"),
+        _clients.c.id,
+        _clients.c.practice_id,
+        null().label("client_id"),
+        _clients.c.status,
+        _clients.c.language,
+        null().label("archived_at"),
+        _clients.c.created_at,
+    ).where(_clients.c.phone == bindparam("phone")),
+    select(
+        literal_column("'contact'"),
+        _contacts.c.id,
+        _contacts.c.practice_id,
+        _contacts.c.client_id,
+        null(),
+        null(),
+        _contacts.c.archived_at,
+        _contacts.c.created_at,
+    ).where(_contacts.c.phone == bindparam("phone")),
+    select(
+        literal_column("'opted_out'"), _opt_outs.c.phone, null(), null(), null(), null(), null(),
+        null(),
+    ).where(_opt_outs.c.phone == bindparam("phone")),
+).order_by(literal_column("kind"), literal_column("created_at"), literal_column("id"))  # fmt: skip
 # INSERT .. ON CONFLICT DO NOTHING, by dialect name: a replayed MessageSid inserts nothing.
 _UPSERT_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
@@ -64,15 +93,19 @@ class InboundResult:
 
 @dataclass
 class _Sender:
-    """Who texted: their number, and the clients and contacts that have it."""
+    """Who texted: their number, and the clients and contacts that have it.
+
+    The people are _who_has's rows while the answer is decided by reads alone, and model
+    objects (_people) for the intents acted on after the text is stored (_act).
+    """
 
     phone: str
-    clients: list[Client]
-    contacts: list[SupportContact]
-    client: Client | None  # the one whose answers we give (client-only keywords)
+    clients: list[Any]  # Client
+    contacts: list[Any]  # SupportContact
+    client: Any  # the one whose answers we give (client-only keywords), or None
     # Every contact with the number, archived ones too: a prompt sent before archiving may
     # still be answered (the check-in lookup's rule), though an archived contact is no sender.
-    every_contact: list[SupportContact] = field(default_factory=list)
+    every_contact: list[Any] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
 
     @property
@@ -95,11 +128,11 @@ def handle_inbound(
     """
     settings = settings if settings is not None else current_app.extensions["settings"]
     phone = _e164(from_number, settings.DEFAULT_PHONE_REGION)
-    clients, contacts, every_contact = _people(phone)
+    clients, every_contact, opted_out = _who_has(phone)
+    contacts = [c for c in every_contact if c.archived_at is None]
     sender = _Sender(phone, clients, contacts, _primary(clients, to_number), every_contact)
     reply = grammar.parse_reply(body)
     intent = reply.intent
-    opted_out = consent.is_opted_out(phone)
     # As at the carrier, a whole-message YES from an opted-out number is START (and only
     # the exact word: Twilio would keep blocking a number that wrote "yeah").
     if opted_out and grammar.normalize(body).upper() in grammar.OPT_IN_WHEN_OPTED_OUT:
@@ -148,6 +181,11 @@ def _act(
     values = _inbound_values(sender, to_number, body, message_sid, now)
     if not _store_rows(values, None):
         return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
+    if sender.known:  # the people themselves, for the alerts and texts acted on here
+        clients, contacts, every_contact = _people(sender.phone)
+        sender = _Sender(
+            sender.phone, clients, contacts, _primary(clients, to_number), every_contact
+        )
     inbound = Message(**values)
     template, answer = _route(sender, intent, reply, inbound, now, settings)
     # Nothing goes to an opted-out number; for STOP the carrier sends its confirmation. STOP
@@ -336,6 +374,26 @@ def _language(sender: _Sender) -> str:
     return sender.client.language if sender.client is not None else "en"
 
 
+def _who_has(phone: str) -> tuple[list[Row[Any]], list[Row[Any]], bool]:
+    """Return the clients and every contact (archived too) who have this number, as rows
+    (id, practice_id, client_id, status, language, archived_at), and whether it is opted out.
+
+    One statement for what _people and consent.is_opted_out read (ix_clients_phone,
+    ix_support_contacts_phone, the opt-out's primary key), in the same order.
+    """
+    clients: list[Row[Any]] = []
+    contacts: list[Row[Any]] = []
+    opted_out = False
+    for row in db.session.execute(_WHO_HAS, {"phone": phone}):
+        if row.kind == "client":
+            clients.append(row)
+        elif row.kind == "contact":
+            contacts.append(row)
+        else:
+            opted_out = True
+    return clients, contacts, opted_out
+
+
 def _people(phone: str) -> tuple[list[Client], list[SupportContact], list[SupportContact]]:
     """Return the clients, the unarchived contacts and every contact who have this number.
 
@@ -347,7 +405,7 @@ def _people(phone: str) -> tuple[list[Client], list[SupportContact], list[Suppor
     return clients, [c for c in every_contact if c.archived_at is None], every_contact
 
 
-def _primary(clients: list[Client], to_number: str | None) -> Client | None:
+def _primary(clients: list[Any], to_number: str | None) -> Any:
     """Pick the client whose answers a number gets: active first, then our number's practice."""
     if not clients:
         return None
