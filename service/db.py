@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import select as io_select
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 # Named constraints make Alembic migrations (and SQLite batch mode) deterministic.
 NAMING_CONVENTION = {
@@ -39,6 +41,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _server_hung_up(dbapi_connection: Any) -> bool:
+    """Return whether an idle psycopg connection is dead, asking the server only when in doubt.
+
+    An idle connection's socket has nothing to read: the server speaks only when asked. A
+    server that stopped, restarted or ended the session (shutdown, pg_terminate_backend, an
+    idle timeout) closed the socket, often after a last FATAL message, so it reads as ready;
+    so would an unsolicited notice. Only then is the server asked (SELECT 1, in autocommit
+    as SQLAlchemy's pre-ping does); a connection that answers is kept.
+    """
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.closed or pgconn.status != 0:  # 0: CONNECTION_OK
+        return True
+    try:
+        readable, _, _ = io_select.select([pgconn.socket], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    if not readable:
+        return False
+    autocommit = dbapi_connection.autocommit
+    try:
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SELECT 1").fetchall()
+        dbapi_connection.autocommit = autocommit
+    except Exception:  # noqa: BLE001 - any failure here means: do not hand this one out
+        return True
+    return False
+
+
+@event.listens_for(Pool, "checkout")
+def _replace_dead_postgresql(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no PostgreSQL connection the server has hung up (a cheap pool_pre_ping).
+
+    pool_pre_ping paid a round trip on every checkout; this costs one non-blocking poll of
+    the socket, plus the round trip only when the socket has something to say. A dead
+    connection raises DisconnectionError, which makes the pool connect a new one in its place
+    (a refused connect then fails the request fast: 503). A server that dies after this check
+    fails the statement instead; SQLAlchemy then invalidates the pool, so the next checkouts
+    connect afresh (and read-only callers such as feed polls retry once).
+    """
+    if hasattr(dbapi_connection, "pgconn") and _server_hung_up(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 # Seconds a new PostgreSQL connection may take before the attempt fails: a request or a sweep
 # facing a database that is down or restarting fails fast instead of hanging.
 PG_CONNECT_TIMEOUT = 3
@@ -52,13 +97,14 @@ def engine_options(url: str) -> dict[str, Any]:
     """Return the SQLAlchemy engine options for a database URL.
 
     SQLite: a busy writer makes others wait instead of failing with "database is locked".
-    PostgreSQL: every pooled connection is pinged before use (a restarted server's dead
-    connections are replaced, not handed to a request), and connecting is bounded in time.
+    PostgreSQL: a pooled connection the server has hung up is replaced at checkout, not
+    handed to a request (_replace_dead_postgresql: a restarted server's dead connections are
+    recognised without the round trip pool_pre_ping paid on every checkout), and connecting
+    is bounded in time.
     """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
         "pool_size": 5,
         "max_overflow": 5,
         "pool_timeout": PG_POOL_TIMEOUT,

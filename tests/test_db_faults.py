@@ -10,12 +10,14 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
 
-from service import create_app
+from service import create_app, crypto
 from service.db import PG_CONNECT_TIMEOUT, db, engine_options, is_database_outage
 from service.jobs import scheduler as sched
 from service.jobs.sweeps import plan_ahead
@@ -59,12 +61,77 @@ def _timed(call):
     return result, time.monotonic() - started
 
 
-def test_postgresql_engine_pings_pooled_connections_and_bounds_connecting():
+def test_postgresql_engine_bounds_connecting():
     options = engine_options("postgresql+psycopg://postgres@127.0.0.1:5432/x")
-    assert options["pool_pre_ping"] is True
     assert options["connect_args"]["connect_timeout"] == PG_CONNECT_TIMEOUT
     assert options["pool_recycle"] > 0 and options["pool_timeout"] > 0
+    # Dead pooled connections are found by the checkout listener, without a ping per checkout.
+    assert not options.get("pool_pre_ping")
     assert "pool_pre_ping" not in engine_options("sqlite:///x.db")
+
+
+def _backend_pid(connection) -> int:
+    return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def _terminate(pid: int) -> None:
+    """End one server session from outside the app's pool, and wait until it is gone."""
+    admin = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+            deadline = time.monotonic() + 10
+            while conn.execute(gone, {"p": pid}).scalar():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(app):
+    """What pool_pre_ping did (a restart's dead connections are never handed out), unpinged."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    db.session.remove()
+    db.engine.dispose()  # one connection in the pool from here on
+    with db.engine.connect() as conn:
+        dropped = _backend_pid(conn)
+    _terminate(dropped)  # the connection waits in the pool, its server session gone
+    with db.engine.connect() as conn:
+        assert _backend_pid(conn) != dropped
+    with db.engine.connect() as conn:  # a live pooled connection is kept: no reconnect
+        kept = _backend_pid(conn)
+    with db.engine.connect() as conn:
+        assert _backend_pid(conn) == kept
+
+
+def test_a_feed_poll_retries_once_when_the_server_drops_it_mid_query(app, monkeypatch):
+    """The connection dies after checkout: the read is repeated on a new one, not a 503."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from service import feeds
+    from service.feed_validators import TOKEN_STATE, standalone_first
+    from tests.factories import make_people
+
+    carol = make_people().carol
+    url = feeds.rotate_client_feed(carol, now=datetime(2026, 12, 1, 17, tzinfo=UTC))
+    db.session.commit()
+    digest = crypto.digest(url.rsplit("/", 1)[1].removesuffix(".ics"))
+    assert standalone_first(TOKEN_STATE, digest=digest) is not None  # the pool holds one now
+    killed: list[int] = []
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def _drop_first(conn, _cursor, statement, *_args):
+        if not killed and "feed_tokens" in statement:
+            killed.append(_backend_pid(conn))
+            _terminate(killed[0])
+
+    try:
+        values = standalone_first(TOKEN_STATE, digest=digest)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _drop_first)
+    assert killed and values is not None and values[4] == carol.id
 
 
 def test_api_answers_503_problem_json_with_retry_after_when_the_database_is_down(down_app):
