@@ -251,31 +251,22 @@ class _Run:
             if not ids:
                 return []
             at = self.clock()
-            won = set(
-                db.session.scalars(
-                    update(Message)
-                    .where(Message.id.in_(ids), Message.status == "queued")
-                    .values(
-                        status="sending",
-                        claimed_at=at,
-                        attempts=Message.attempts + 1,
-                        updated_at=at,
-                    )
-                    .returning(Message.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
+            # The rows this claim won, as the UPDATE left them (read back in the same
+            # statement; rows already in the session are overwritten).
+            won = db.session.scalars(
+                update(Message)
+                .where(Message.id.in_(ids), Message.status == "queued")
+                .values(status="sending", claimed_at=at, attempts=Message.attempts + 1,
+                        updated_at=at)
+                .returning(Message)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            ).all()  # fmt: skip
             # The claims (and the outcomes recorded before them) are committed before any
             # of these texts can reach the provider.
             self._commit()
             if won:
-                rows = db.session.scalars(
-                    select(Message)
-                    .where(Message.id.in_(won))
-                    .execution_options(populate_existing=True)
-                ).all()
                 order = {message_id: n for n, message_id in enumerate(ids)}
-                return sorted(rows, key=lambda m: order[m.id])
+                return sorted(won, key=lambda m: order[m.id])
         return []
 
     def _check(self, batch: list[Message]) -> None:
