@@ -82,6 +82,11 @@ _UPDATED_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", 
 # An http(s) URL whose host is a plain name (no user info, no brackets, ASCII only).
 _PLAIN_HTTP_URL = re.compile(r"(?i:https?)://[A-Za-z0-9._~-]+(?::[0-9]{0,5})?(?:[/?#]|\Z)")
 _UPDATED_PLAIN = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
+# The same spelling with a year from 1000 and a real clock time, where only the day (say
+# 2024-02-30) is left to check and the text is already the stored shape but for "T"/"Z".
+_UPDATED_FAST = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+)
 
 
 class Invalid(Exception):
@@ -247,6 +252,8 @@ def parse_day(value: Any) -> int | None:
 
 def parse_days(value: Any) -> list[int] | None:
     """Return the list of days for a scalar or array day value (None if absent)."""
+    if type(value) is int and 0 <= value <= 6:
+        return [value]  # the TSML plugin's own spelling
     if isinstance(value, list):
         days: list[int] = []
         for item in value:
@@ -405,18 +412,12 @@ def parse_updated(value: Any) -> str | None:
     text = value.strip()[:40]
     if not text:
         return None
+    if _UPDATED_FAST.fullmatch(text) is not None:
+        day = text[:10]
+        if _is_plain_date(day):
+            return f"{day}T{text[11:]}Z"  # a real day and time, already in the stored shape
     moment: datetime | None = None
     plain = _UPDATED_PLAIN.fullmatch(text)
-    if (
-        plain is not None
-        and text[:4] >= "1000"
-        and text[11:13] < "24"
-        and text[14:16] < "60"
-        and text[17:19] < "60"
-        and _is_plain_date(text[:10])
-    ):
-        # Digits compare as text: a real date at a real time, already in the stored shape.
-        return f"{text[:10]}T{text[11:]}Z"
     if plain is not None:
         year, month, day, hour, minute, second = map(int, plain.groups())
         try:

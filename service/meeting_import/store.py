@@ -35,6 +35,7 @@ from service.alerts import raise_alert
 from service.db import db, new_id
 from service.events import append_event
 from service.meeting_import.mapping import (
+    MAX_SLUG,
     ImportFailed,
     check_feed_key,
     check_timezone,
@@ -141,7 +142,7 @@ def import_records(
     total = len(result.records)
     for index, record in enumerate(result.records, start=1):
         timezone = record.timezone or zone
-        slug = stored_slug(record.slug)
+        slug = record.slug if len(record.slug) <= MAX_SLUG else stored_slug(record.slug)
         if timezone is None:
             report.skipped.append(Skipped(slug=record.slug, reason=SKIP_NO_TIMEZONE))
         elif slug in seen:
