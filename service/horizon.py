@@ -71,7 +71,7 @@ _CLIENT_COLUMNS = ("status", "paused_until", "timezone", "quiet_start", "quiet_e
 
 
 # Sources claimed, planned and committed together by the planning sweep.
-PLAN_BATCH = 500
+PLAN_BATCH = 1000
 
 
 def plan_due_sources(now: datetime, *, horizon: timedelta) -> int:
@@ -135,12 +135,18 @@ def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: date
         client = clients.get(row.client_id)
         if client is None:
             client = clients[row.client_id] = ClientFacts(
-                row.client_id, *(row._mapping[f"client_{name}"] for name in _CLIENT_COLUMNS)
+                row.client_id,
+                row.client_status,
+                row.client_paused_until,
+                row.client_timezone,
+                row.client_quiet_start,
+                row.client_quiet_end,
             )
         source = SourceFacts.from_row(source_type, row)
         work.append((source, client, planning_start(source, client, now)))  # type: ignore[arg-type]
-    # The ORM copies of these sources (if this session holds any) now lag the database.
+    # The ORM copies of these sources (if this session holds any) may lag the database.
+    batch_ids = {row.id for row in rows}
     for obj in list(db.session.identity_map.values()):
-        if isinstance(obj, model) and obj.id in claimed:
+        if isinstance(obj, model) and obj.id in batch_ids:
             db.session.expire(obj, ["planned_until"])
     return sync_sources(work, until, now=now)  # type: ignore[arg-type]
