@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -121,8 +122,12 @@ def handle_inbound(
     now: datetime,
     message_sid: str | None = None,
     settings: Any = None,
+    before_write: Callable[[], None] | None = None,
 ) -> InboundResult:
     """Record an inbound text and act on it; the caller commits and sends answer_text back.
+
+    `before_write` is called once, after every lookup and before the first write (the
+    webhook queues there for SQLite's write lock).
 
     Idempotent by message_sid: a replayed webhook gets the same answer and changes nothing.
     """
@@ -144,6 +149,8 @@ def handle_inbound(
     if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
         candidates = answerable_checkins(clients, every_contact, now)
     decision = _decide(sender, intent, reply, now, candidates)
+    if before_write is not None:
+        before_write()
     if decision is None:
         return _act(sender, intent, reply, to_number, body, message_sid, now, settings, opted_out)
     # Everything is decided before the first write, so the write lock is held for the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -185,3 +187,41 @@ def test_phone_parsing_is_cached_but_junk_is_still_refused_every_time():
     for _ in range(2):
         with pytest.raises(PhoneError):
             normalize_phone("12345", "US")
+
+
+def _gate_is_free(path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_on_sqlite_the_writes_queue_on_the_gate_and_release_it_whatever_happens(
+    client, people, monkeypatch
+):
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("the write gate is for SQLite only")
+    path = f"{url.database}-webhook.lock"
+    held_while_storing = []
+    store_rows = inbound_module._store_rows
+
+    def watching(*args, **kwargs):
+        held_while_storing.append(not _gate_is_free(path))
+        return store_rows(*args, **kwargs)
+
+    monkeypatch.setattr(inbound_module, "_store_rows", watching)
+    assert "didn't understand" in text_in(client, people.carol.phone, "what?", sid="SMgate1")
+    assert held_while_storing == [True] and _gate_is_free(path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away mid-request")
+
+    monkeypatch.setattr(inbound_module, "_route", broken)
+    params = inbound_params(people.carol.phone, "slip", sid="SMgate2")
+    assert post_signed(client, "/twilio/inbound", params).status_code == 500
+    assert held_while_storing == [True, True] and _gate_is_free(path)
