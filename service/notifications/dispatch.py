@@ -201,7 +201,7 @@ class _Run:
             if more:
                 # Claim and check the next batch while the sends in flight go on; the
                 # claim's commit carries the outcomes recorded so far.
-                batch = self._claim(min(self.batch, self.limit - claimed))
+                batch = self._claim(min(self.batch, self.limit - claimed), self.limit - claimed)
                 if batch:
                     claimed += len(batch)
                     self._check(batch)
@@ -225,8 +225,12 @@ class _Run:
         db.session.commit()
         self.unsaved = 0
 
-    def _claim(self, room: int) -> list[Message]:
-        """Claim (committed) up to `room` due texts to numbers not in flight or waiting."""
+    def _claim(self, room: int, left: int) -> list[Message]:
+        """Claim (committed) up to `room` due texts to numbers not in flight or waiting.
+
+        A text passed over for its number keeps its place within the run's `left`: near
+        the limit the run waits for its number rather than sending later texts instead.
+        """
         busy = {f.message.to_number for f in (*self.inflight.values(), *self.ready)}
         for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
             stmt = (
@@ -244,10 +248,15 @@ class _Run:
                 stmt = stmt.where(Message.id.in_(self.message_ids))
             ids: list[str] = []
             numbers = set(busy)
+            passed = 0  # texts before the last one taken, left for a later claim
             for message_id, number in db.session.execute(stmt):
-                if number not in numbers and len(ids) < room:
-                    ids.append(message_id)
-                    numbers.add(number)
+                if len(ids) >= room or len(ids) + passed >= left:
+                    break
+                if number in numbers:
+                    passed += 1
+                    continue
+                ids.append(message_id)
+                numbers.add(number)
             if not ids:
                 return []
             at = self.clock()

@@ -365,6 +365,20 @@ def test_a_failing_provider_stops_the_run_after_three_failures(people, sms, sett
     assert len(outbound(status="queued")) == 6
 
 
+@pytest.mark.parametrize("workers", [0, 4])
+def test_near_the_limit_a_text_waits_for_its_number_rather_than_losing_its_turn(
+    people, sms, settings, workers
+):
+    # Two texts to one number are never in flight together; with room for two texts left,
+    # the run sends both of them (one after the other), not the first and a later text.
+    first = queue("+15005557001", now=T0)
+    second = queue("+15005557001", now=later(T0, seconds=1))
+    third = queue("+15005557002", now=later(T0, seconds=2))
+    db.session.commit()
+    assert run(sms, settings, later(T0, seconds=3), limit=2, workers=workers) == 2
+    assert [reload(m).status for m in (first, second, third)] == ["sent", "sent", "queued"]
+
+
 def test_sends_queued_behind_a_failing_provider_are_taken_back_untried(people, settings):
     # After 16 successes the pool holds sends queued behind the running ones; once the
     # provider fails they are taken back, so the run stops after a few tries, not a pool-full.
