@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, quotas
 from service.db import db
@@ -62,24 +63,28 @@ def record_reply(
         raise ValueError(f"answer must be confirm or decline, not {answer!r}")
     answerable = ("prompted",) if channel == "sms" else ("prompted", "scheduled")
     db.session.flush()
-    result = db.session.execute(
+    values = {
+        "status": status,
+        "responded_at": now,
+        "responded_by": responder[:60],
+        "channel": channel,
+        "skip_reason": None,
+        "updated_at": now,
+    }
+    won = db.session.scalar(
         update(CheckIn)
         .where(CheckIn.id == checkin.id, CheckIn.status.in_(answerable))
-        .values(
-            status=status,
-            responded_at=now,
-            responded_by=responder[:60],
-            channel=channel,
-            skip_reason=None,
-            updated_at=now,
-        )
+        .values(**values)
+        .returning(CheckIn.id)
         .execution_options(synchronize_session=False)
     )
-    db.session.refresh(checkin)
-    if result.rowcount == 1:
+    if won is not None:
+        for key, value in values.items():  # what the UPDATE wrote, without reading it back
+            set_committed_value(checkin, key, value)
         checkin_event(f"checkin.{status}", checkin, now, {"channel": channel})
         _after_outcome(checkin, now)
         return checkin
+    db.session.refresh(checkin)  # someone or something moved it first: see where it is now
     if checkin.status in ("missed", "skipped"):
         checkin.late_reply = status
         checkin.late_reply_at = now
