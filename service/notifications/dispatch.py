@@ -201,7 +201,8 @@ class _Run:
             if more:
                 # Claim and check the next batch while the sends in flight go on; the
                 # claim's commit carries the outcomes recorded so far.
-                batch = self._claim(min(self.batch, self.limit - claimed), self.limit - claimed)
+                left = self.limit - claimed
+                batch = self._claim(min(self.batch, left), left if self.bucket.unlimited else None)
                 if batch:
                     claimed += len(batch)
                     self._check(batch)
@@ -225,11 +226,12 @@ class _Run:
         db.session.commit()
         self.unsaved = 0
 
-    def _claim(self, room: int, left: int) -> list[Message]:
+    def _claim(self, room: int, left: int | None) -> list[Message]:
         """Claim (committed) up to `room` due texts to numbers not in flight or waiting.
 
-        A text passed over for its number keeps its place within the run's `left`: near
-        the limit the run waits for its number rather than sending later texts instead.
+        With `left` (the run's limit minus its claims so far), a text passed over for its
+        number keeps its place: near the limit the run waits for the number rather than
+        sending later texts instead. Paced runs pass None: waiting would leave slots unused.
         """
         busy = {f.message.to_number for f in (*self.inflight.values(), *self.ready)}
         for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
@@ -250,7 +252,7 @@ class _Run:
             numbers = set(busy)
             passed = 0  # texts before the last one taken, left for a later claim
             for message_id, number in db.session.execute(stmt):
-                if len(ids) >= room or len(ids) + passed >= left:
+                if len(ids) >= room or (left is not None and len(ids) + passed >= left):
                     break
                 if number in numbers:
                     passed += 1
