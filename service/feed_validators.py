@@ -158,9 +158,13 @@ class Prepared:
     A Core execution of a statement this size spends longer than the query itself on
     SQLAlchemy's per-execution work (looking the compiled form up under the statement's
     whole cache key, setting up parameters and result processing); this keeps the SQL text,
-    its parameter order and the columns' result processors per dialect. It still runs
-    through Connection.exec_driver_sql: the session's transaction, events and DBAPIError
-    wrapping all apply. Bound parameters must be strings (no bind processing is applied).
+    its parameter order and the columns' result processors per dialect. It runs on the given
+    Connection's DBAPI connection (inside the session's transaction when it is the
+    session's), without an execution context or a CursorResult (whose metadata for thirty
+    columns cost as much as the query on SQLite), so cursor events do not fire; driver errors
+    are handed to SQLAlchemy's own handler, which wraps them in DBAPIError and invalidates
+    the pool on a disconnect, as any execution would. Bound parameters must be strings (no
+    bind processing is applied).
     """
 
     def __init__(self, build: Any, **placeholders: str) -> None:
@@ -197,11 +201,25 @@ class Prepared:
         sql, defaults, order, processors = self._form(connection.dialect)
         values = {**defaults, **params}
         args = tuple(values[name] for name in order) if order is not None else values
-        row = connection.exec_driver_sql(sql, args).first()
+        row = _first_row(connection, sql, args)
         if row is None:
             return None
         return tuple(value if process is None else process(value)
                      for process, value in zip(processors, row, strict=True))  # fmt: skip
+
+
+def _first_row(connection: Connection, sql: str, args: Any) -> Any:
+    """Execute sql on the connection's DBAPI cursor and return its first row (or None)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, args)
+        return cursor.fetchone()
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # Wraps in DBAPIError (connection_invalidated on a disconnect) and raises.
+        connection._handle_dbapi_exception(exc, sql, args, cursor, None)
+        raise  # not reached
+    finally:
+        cursor.close()
 
 
 @cache

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -110,28 +110,27 @@ def test_a_feed_poll_retries_once_when_the_server_drops_it_mid_query(app, monkey
     """The connection dies after checkout: the read is repeated on a new one, not a 503."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only")
+    import service.db
     from service import feeds
-    from service.feed_validators import TOKEN_STATE, standalone_first
+    from service.feed_validators import TOKEN_STATE, _autocommit, standalone_first
     from tests.factories import make_people
 
     carol = make_people().carol
     url = feeds.rotate_client_feed(carol, now=datetime(2026, 12, 1, 17, tzinfo=UTC))
     db.session.commit()
+    carol_id = carol.id
     digest = crypto.digest(url.rsplit("/", 1)[1].removesuffix(".ics"))
-    assert standalone_first(TOKEN_STATE, digest=digest) is not None  # the pool holds one now
-    killed: list[int] = []
-
-    @event.listens_for(db.engine, "before_cursor_execute")
-    def _drop_first(conn, _cursor, statement, *_args):
-        if not killed and "feed_tokens" in statement:
-            killed.append(_backend_pid(conn))
-            _terminate(killed[0])
-
-    try:
-        values = standalone_first(TOKEN_STATE, digest=digest)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", _drop_first)
-    assert killed and values is not None and values[4] == carol.id
+    db.session.remove()
+    db.engine.dispose()  # one connection in the pool from here on
+    with _autocommit(db.engine).connect() as conn:
+        dropped = _backend_pid(conn)
+    _terminate(dropped)
+    # As if the server went away just after the checkout's check.
+    monkeypatch.setattr(service.db, "_server_hung_up", lambda _connection: False)
+    values = standalone_first(TOKEN_STATE, digest=digest)
+    assert values is not None and values[4] == carol_id
+    with _autocommit(db.engine).connect() as conn:
+        assert _backend_pid(conn) != dropped
 
 
 def test_api_answers_503_problem_json_with_retry_after_when_the_database_is_down(down_app):
