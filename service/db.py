@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import select as io_select
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    TypeDecorator,
+    any_,
+    bindparam,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -188,6 +203,20 @@ def new_secret(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def id_in(column: Any, ids: Collection[str]) -> ColumnElement[bool]:
+    """`column IN ids` as one bound value: an array on PostgreSQL, a JSON list on SQLite.
+
+    An IN list of hundreds of ids renders (and on PostgreSQL re-parses) a statement as long
+    as the list on every call; one parameter keeps the statement short and cached, and has
+    no bound-parameter limit. The planners still look each id up by index.
+    """
+    values = list(ids)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    listed = func.json_each(json.dumps(values)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
 def insert_new_rows(
     table: Any, rows: list[dict[str, Any]], conflict_columns: list[str], *, chunk: int = 1000
 ) -> set[str]:
@@ -195,19 +224,23 @@ def insert_new_rows(
 
     One executemany per chunk, so a row another writer already holds costs that row only (as
     a savepoint would, and on PostgreSQL the INSERT waits for that writer to end first). The
-    rows' ids must be new: the ones found afterwards are exactly the rows this call wrote
-    (a plain executemany and a lookup are cheaper than RETURNING rendered per chunk).
+    rows' ids must be new: when the driver reports every row written, those are the ids;
+    otherwise the ones found afterwards are exactly the rows this call wrote (a plain
+    executemany and a lookup are cheaper than RETURNING rendered per chunk).
     """
     if not rows:
         return set()
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect = db.session.get_bind().dialect
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    count = 0
     for start in range(0, len(rows), chunk):
-        db.session.execute(stmt, rows[start : start + chunk])
+        count += db.session.execute(stmt, rows[start : start + chunk]).rowcount
     ids = [row["id"] for row in rows]
+    if dialect.supports_sane_multi_rowcount and count == len(ids):
+        return set(ids)
     written: set[str] = set()
     for start in range(0, len(ids), chunk):
-        written.update(
-            db.session.scalars(select(table.c.id).where(table.c.id.in_(ids[start : start + chunk])))
-        )
+        found = select(table.c.id).where(id_in(table.c.id, ids[start : start + chunk]))
+        written.update(db.session.scalars(found))
     return written

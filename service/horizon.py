@@ -9,9 +9,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, or_, select, update
 
-from service.db import db
+from service.db import db, id_in
 from service.models import Client, Commitment, MeetingPlan
-from service.outbox import id_in
 from service.planning import ClientFacts, Source, SourceFacts, source_facts_select, sync_sources
 from service.schedule import get_zone, resolve_local
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, new_id
+from service.db import db, insert_new_rows, new_id
 from service.models import Message
 
 logger = logging.getLogger(__name__)
@@ -106,49 +101,8 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
             updated_at=now,
         )
         rows.append(row)
-    written = insert_new(Message.__table__, rows, ["idempotency_key"], chunk=_CHUNK)
+    written = insert_new_rows(Message.__table__, rows, ["idempotency_key"], chunk=_CHUNK)
     queued = {row["idempotency_key"] for row in rows if row["id"] in written}
     for key in {row["idempotency_key"] for row in rows} - queued:
         logger.info("outbox: %s already queued", key.split(":")[0])
     return queued
-
-
-def id_in(column: Any, ids: Collection[str]) -> ColumnElement[bool]:
-    """`column IN ids` as one bound value: an array on PostgreSQL, a JSON list on SQLite.
-
-    An IN list of hundreds of ids renders (and on PostgreSQL re-parses) a statement as long
-    as the list on every call; one parameter keeps the statement short and cached, and has
-    no bound-parameter limit. The planners still look each id up by index.
-    """
-    values = list(ids)
-    if db.session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    listed = func.json_each(json.dumps(values)).table_valued("value")
-    return column.in_(select(listed.c.value))
-
-
-def insert_new(
-    table: Any, rows: list[dict[str, Any]], conflict_columns: list[str], *, chunk: int = 1000
-) -> set[str]:
-    """INSERT rows with ON CONFLICT (conflict_columns) DO NOTHING; return the ids written.
-
-    `service.db.insert_new_rows`, minus the look-up when it cannot find anything: the
-    rows' ids are new, so when the executemany reports every row written, those are the
-    ids; only when some row met a conflict are the written ones read back.
-    """
-    if not rows:
-        return set()
-    dialect = db.session.get_bind().dialect
-    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    count = 0
-    for start in range(0, len(rows), chunk):
-        count += db.session.execute(stmt, rows[start : start + chunk]).rowcount
-    ids = [row["id"] for row in rows]
-    if dialect.supports_sane_multi_rowcount and count == len(ids):
-        return set(ids)
-    written: set[str] = set()
-    for start in range(0, len(ids), chunk):
-        found = select(table.c.id).where(id_in(table.c.id, ids[start : start + chunk]))
-        written.update(db.session.scalars(found))
-    return written

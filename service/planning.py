@@ -11,11 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.db import db, new_id
+from service.db import db, id_in, insert_new_rows, new_id
 from service.escalation import occurrence_label
 from service.events import append_event, append_events
 from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
-from service.outbox import id_in, insert_new
 from service.quiet_hours import QuietHours, close_time, defer_question, place_reminder
 from service.schedule import (
     Occurrence,
@@ -524,7 +523,7 @@ def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
     if not rows:
         return set()
     rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
-    return insert_new(
+    return insert_new_rows(
         CheckIn.__table__, rows, ["source_type", "source_id", "occurrence"], chunk=INSERT_CHUNK
     )
 

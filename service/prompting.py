@@ -17,7 +17,7 @@ from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
-from service.db import db
+from service.db import db, id_in
 from service.events import append_events
 from service.models import (
     CheckIn,
@@ -31,7 +31,7 @@ from service.models import (
 from service.notifications import templates
 from service.notifications.grammar import new_code
 from service.notifications.templates import render as render_text
-from service.outbox import enqueue_messages, id_in
+from service.outbox import enqueue_messages
 from service.phones import mask
 from service.planning import (
     Source,
