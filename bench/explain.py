@@ -30,25 +30,31 @@ DEFAULT_CLIENTS = 7_400
 
 
 def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
-    """The lookups each claimed row costs (copied from the service code; no builders yet)."""
+    """The lookups a claimed batch costs, from the service's builders where it has them."""
     from service.checkins import prompts_to_phone_stmt
     from service.db import db
+    from service.misses import history_stmt, prompts_stmt
     from service.models import CheckIn, Message
 
-    row = db.session.scalars(select(CheckIn).where(CheckIn.status == "missed").limit(1)).one()
+    # A closing batch: 100 check-ins of distinct sources (the escalation's chunk).
+    batch = list(
+        db.session.scalars(
+            select(CheckIn)
+            .where(CheckIn.status == "missed")
+            .distinct(CheckIn.source_id)
+            .order_by(CheckIn.source_id, CheckIn.event_at.desc())
+            .limit(100)
+        )
+    )
     return [
         ("dispatch", "claim the next queued text (copy of _claim_next)",
          select(Message.id).where(Message.status == "queued", Message.direction == "outbound",
                                   Message.send_after <= now)
          .order_by(Message.send_after, Message.id).limit(1).with_for_update(skip_locked=True)),
-        ("detect_misses_and_skips", "a closing check-in's prompt (per row)",
-         select(Message).where(Message.checkin_id == row.id, Message.purpose == "prompt")
-         .order_by(Message.created_at.desc()).limit(1)),
-        ("detect_misses_and_skips", "a source's recent history for escalation (per row)",
-         select(CheckIn.status).where(CheckIn.source_type == row.source_type,
-                                      CheckIn.source_id == row.source_id,
-                                      CheckIn.event_at <= row.event_at)
-         .order_by(CheckIn.event_at.desc()).limit(200)),
+        ("detect_misses_and_skips", "a closing batch's prompts (prompts_stmt, 100 check-ins)",
+         prompts_stmt([row.id for row in batch])),
+        ("detect_misses_and_skips", "runs of misses for escalation (history_stmt, 100 sources)",
+         history_stmt(batch)),
         ("inbound webhook", "late-reply candidates of a number (late_reply_candidates)",
          prompts_to_phone_stmt("+12022000001").where(
              CheckIn.status == "missed", CheckIn.prompted_at.is_not(None),

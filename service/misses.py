@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, consent
-from service.db import db
+from service.db import db, id_in
 from service.escalation import close_outcome, consecutive_misses, occurrence_label, should_alert
 from service.events import append_events
 from service.models import (
@@ -104,17 +104,21 @@ def _sources(rows: list[CheckIn]) -> dict[tuple[str, str], Source]:
     return found
 
 
+def prompts_stmt(checkin_ids: list[str]) -> Select[tuple[str, str, datetime | None]]:
+    """Select the prompt texts of these check-ins (checkin_id, status, sent_at), oldest first."""
+    return (
+        select(Message.checkin_id, Message.status, Message.sent_at)
+        .where(id_in(Message.checkin_id, checkin_ids), Message.purpose == "prompt")
+        .order_by(Message.created_at, Message.id)
+    )
+
+
 def _latest_prompts(rows: list[CheckIn]) -> dict[str, tuple[str, datetime | None]]:
     """Each check-in's newest prompt text (status, sent_at), in one query."""
     latest: dict[str, tuple[str, datetime | None]] = {}
     if not rows:
         return latest
-    result = db.session.execute(
-        select(Message.checkin_id, Message.status, Message.sent_at)
-        .where(Message.checkin_id.in_([row.id for row in rows]), Message.purpose == "prompt")
-        .order_by(Message.created_at, Message.id)
-    )
-    for checkin_id, status, sent_at in result:
+    for checkin_id, status, sent_at in db.session.execute(prompts_stmt([row.id for row in rows])):
         latest[checkin_id] = (status, sent_at)  # ordered oldest first: the newest stays
     return latest
 
@@ -259,6 +263,35 @@ def _run_of(row: CheckIn) -> int:
 _RUNS_CHUNK = 100
 
 
+def history_stmt(rows: list[CheckIn]) -> Select[tuple[str, str, str]]:
+    """Select each row's source's newest `_HISTORY` statuses up to that row, newest first.
+
+    Sources must be distinct among `rows`: one windowed query, (source_type, source_id,
+    status) ordered by source, then newest first.
+    """
+    position = func.row_number().over(
+        partition_by=(CheckIn.source_type, CheckIn.source_id), order_by=CheckIn.event_at.desc()
+    )
+    bounds = (
+        and_(
+            CheckIn.source_type == row.source_type,
+            CheckIn.source_id == row.source_id,
+            CheckIn.event_at <= row.event_at,
+        )
+        for row in rows
+    )
+    history = (
+        select(CheckIn.source_type, CheckIn.source_id, CheckIn.status, position.label("n"))
+        .where(or_(*bounds))
+        .subquery()
+    )
+    return (
+        select(history.c.source_type, history.c.source_id, history.c.status)
+        .where(history.c.n <= _HISTORY)
+        .order_by(history.c.source_type, history.c.source_id, history.c.n)
+    )
+
+
 def _runs_of(rows: list[CheckIn]) -> dict[str, int]:
     """`_run_of` for many check-ins by id: one windowed query per chunk of sources.
 
@@ -272,31 +305,8 @@ def _runs_of(rows: list[CheckIn]) -> dict[str, int]:
     single = [group[0] for group in by_source.values() if len(group) == 1]
     for start in range(0, len(single), _RUNS_CHUNK):
         chunk = single[start : start + _RUNS_CHUNK]
-        position = func.row_number().over(
-            partition_by=(CheckIn.source_type, CheckIn.source_id), order_by=CheckIn.event_at.desc()
-        )
-        history = (
-            select(CheckIn.source_type, CheckIn.source_id, CheckIn.status, position.label("n"))
-            .where(
-                or_(
-                    *(
-                        and_(
-                            CheckIn.source_type == row.source_type,
-                            CheckIn.source_id == row.source_id,
-                            CheckIn.event_at <= row.event_at,
-                        )
-                        for row in chunk
-                    )
-                )
-            )
-            .subquery()
-        )
         statuses: dict[tuple[str, str], list[str]] = {}
-        for source_type, source_id, status in db.session.execute(
-            select(history.c.source_type, history.c.source_id, history.c.status)
-            .where(history.c.n <= _HISTORY)
-            .order_by(history.c.source_type, history.c.source_id, history.c.n)
-        ):
+        for source_type, source_id, status in db.session.execute(history_stmt(chunk)):
             statuses.setdefault((source_type, source_id), []).append(status)
         for row in chunk:
             runs[row.id] = consecutive_misses(statuses.get((row.source_type, row.source_id), []))
