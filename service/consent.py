@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
-from service.db import db, new_id
+from service.db import db, id_in, new_id
 from service.events import append_event
 from service.models import Client, DisclosureConsent, OptOut, SmsConsent, SupportContact
 from service.outbox import enqueue_message
@@ -66,7 +67,7 @@ def sms_consent_granted(subject: Subject) -> bool:
     return sms_consent_in_effect(subject, latest_sms_consent(subject))
 
 
-def sms_consent_in_effect(subject: Subject, latest: SmsConsent | None) -> bool:
+def sms_consent_in_effect(subject: Subject, latest: SmsConsent | Row[Any] | None) -> bool:
     """Return whether `latest`, the person's latest SMS consent version, lets us text them."""
     if isinstance(subject, SupportContact) and subject.archived_at is not None:
         return False
@@ -81,16 +82,37 @@ def sms_consent_in_effect(subject: Subject, latest: SmsConsent | None) -> bool:
 def latest_sms_consents(subjects: Iterable[Subject]) -> dict[str, SmsConsent]:
     """Return the latest SMS consent version of each person who has one, by `subject_key`.
 
-    The batch form of `latest_sms_consent`: a few queries for many people.
+    The batch form of `latest_sms_consent`: one query for many people.
     """
     keys = sorted({subject_key(subject) for subject in subjects})
     latest: dict[str, SmsConsent] = {}
-    for start in range(0, len(keys), _IN_CHUNK):
-        stmt = select(SmsConsent).where(SmsConsent.subject_key.in_(keys[start : start + _IN_CHUNK]))
+    if keys:
+        stmt = select(SmsConsent).where(id_in(SmsConsent.subject_key, keys))
         for row in db.session.scalars(stmt):
             kept = latest.get(row.subject_key)
             if kept is None or row.version > kept.version:
                 latest[row.subject_key] = row
+    return latest
+
+
+def latest_sms_consent_rows(subjects: Iterable[Subject]) -> dict[str, Row[Any]]:
+    """`latest_sms_consents` as plain rows of what `sms_consent_in_effect` reads.
+
+    Each row has subject_key, version, granted, revoked_at and phone; nothing is loaded into
+    the session, so a sweep deciding for hundreds of people pays for those columns only.
+    """
+    keys = sorted({subject_key(subject) for subject in subjects})
+    latest: dict[str, Row[Any]] = {}
+    if not keys:
+        return latest
+    t = SmsConsent.__table__
+    stmt = select(t.c.subject_key, t.c.version, t.c.granted, t.c.revoked_at, t.c.phone).where(
+        id_in(t.c.subject_key, keys)
+    )
+    for row in db.session.execute(stmt):
+        kept = latest.get(row.subject_key)
+        if kept is None or row.version > kept.version:
+            latest[row.subject_key] = row
     return latest
 
 
@@ -102,18 +124,9 @@ def is_opted_out(phone: str) -> bool:
 def opted_out_among(phones: Iterable[str]) -> set[str]:
     """Return which of the numbers are on the suppression list (the batch `is_opted_out`)."""
     wanted = sorted(set(phones))
-    found: set[str] = set()
-    for start in range(0, len(wanted), _IN_CHUNK):
-        found.update(
-            db.session.scalars(
-                select(OptOut.phone).where(OptOut.phone.in_(wanted[start : start + _IN_CHUNK]))
-            )
-        )
-    return found
-
-
-# Keys per IN list in the batch look-ups.
-_IN_CHUNK = 500
+    if not wanted:
+        return set()
+    return set(db.session.scalars(select(OptOut.phone).where(id_in(OptOut.phone, wanted))))
 
 
 def record_sms_consent(
@@ -294,7 +307,7 @@ def revoke_disclosure_consent(
     return latest
 
 
-def disclosure_in_effect(consent: DisclosureConsent | None, on: date) -> bool:
+def disclosure_in_effect(consent: DisclosureConsent | Row[Any] | None, on: date) -> bool:
     """Return whether a disclosure consent version covers the date `on`."""
     if consent is None or consent.revoked_at is not None:
         return False
@@ -318,7 +331,7 @@ def disclosure_allows(contact: SupportContact, scope: str, on: date) -> bool:
 
 
 def disclosure_version_allows(
-    contact: SupportContact, latest: DisclosureConsent | None, scope: str, on: date
+    contact: SupportContact, latest: DisclosureConsent | Row[Any] | None, scope: str, on: date
 ) -> bool:
     """`disclosure_allows`, given the contact's latest disclosure version (or None)."""
     if contact.archived_at is not None or not disclosure_in_effect(latest, on):
@@ -330,12 +343,30 @@ def latest_disclosures(contacts: Iterable[SupportContact]) -> dict[str, Disclosu
     """Return the latest disclosure consent version of each contact that has one, by id."""
     ids = sorted({contact.id for contact in contacts})
     latest: dict[str, DisclosureConsent] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        stmt = select(DisclosureConsent).where(
-            DisclosureConsent.contact_id.in_(ids[start : start + _IN_CHUNK])
-        )
+    if ids:
+        stmt = select(DisclosureConsent).where(id_in(DisclosureConsent.contact_id, ids))
         for row in db.session.scalars(stmt):
             kept = latest.get(row.contact_id)
             if kept is None or row.version > kept.version:
                 latest[row.contact_id] = row
+    return latest
+
+
+def latest_disclosure_rows(contacts: Iterable[SupportContact]) -> dict[str, Row[Any]]:
+    """`latest_disclosures` as plain rows of what `disclosure_version_allows` reads.
+
+    Each row has contact_id, version, revoked_at, granted_on, expires_on and scope.
+    """
+    ids = sorted({contact.id for contact in contacts})
+    latest: dict[str, Row[Any]] = {}
+    if not ids:
+        return latest
+    t = DisclosureConsent.__table__
+    stmt = select(
+        t.c.contact_id, t.c.version, t.c.revoked_at, t.c.granted_on, t.c.expires_on, t.c.scope
+    ).where(id_in(t.c.contact_id, ids))
+    for row in db.session.execute(stmt):
+        kept = latest.get(row.contact_id)
+        if kept is None or row.version > kept.version:
+            latest[row.contact_id] = row
     return latest

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, text, update
+from sqlalchemy import Row, Select, bindparam, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -23,9 +23,7 @@ from service.models import (
     CheckIn,
     Client,
     Commitment,
-    DisclosureConsent,
     MeetingPlan,
-    SmsConsent,
     SupportContact,
 )
 from service.notifications import templates
@@ -132,8 +130,8 @@ class _Facts:
     sources: dict[tuple[str, str], SourceFacts]
     contacts: dict[str, SupportContact]
     opted_out: set[str]
-    sms: dict[str, SmsConsent]
-    disclosures: dict[str, DisclosureConsent]
+    sms: dict[str, Row[Any]]  # the latest SMS consent version's columns, by subject_key
+    disclosures: dict[str, Row[Any]]  # the latest disclosure version's columns, by contact
 
     @classmethod
     def load(cls, rows: Sequence[CheckIn]) -> _Facts:
@@ -157,8 +155,8 @@ class _Facts:
             sources=sources,
             contacts=contacts,
             opted_out=consent.opted_out_among(person.phone for person in people),
-            sms=consent.latest_sms_consents(people),
-            disclosures=consent.latest_disclosures(contacts.values()),
+            sms=consent.latest_sms_consent_rows(people),
+            disclosures=consent.latest_disclosure_rows(contacts.values()),
         )
 
     def source(self, row: CheckIn) -> SourceFacts | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ GSM7_EXTENSION = "\f^{}\\[~]|€"
 _BASIC = frozenset(GSM7_BASIC)
 _EXTENSION = frozenset(GSM7_EXTENSION)
 _ALL = _BASIC | _EXTENSION
+# One regex pass (in C) instead of a Python loop per character: the first character that is
+# in neither table, and every extension character (each costs a second septet).
+_NOT_GSM7 = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(_ALL)) + "]")
+_EXTENSION_CHARS = re.compile("[" + "".join(re.escape(ch) for ch in GSM7_EXTENSION) + "]")
 
 GSM7_SINGLE = 160
 GSM7_MULTI = 153  # the user-data header of a concatenated SMS takes 7 septets
@@ -76,7 +81,7 @@ for _cp in range(0x2000, 0x200B):  # en quad .. hair space
 
 def is_gsm7(text: str) -> bool:
     """Return True when every character of text is in the GSM-7 basic or extension table."""
-    return all(ch in _ALL for ch in text)
+    return _NOT_GSM7.search(text) is None
 
 
 def _transliterate(ch: str) -> str:
@@ -113,7 +118,7 @@ def to_gsm7(text: str) -> str:
 
 def septets(text: str) -> int:
     """Return the GSM-7 length of text (extension characters count twice); text must be GSM-7."""
-    return sum(2 if ch in _EXTENSION else 1 for ch in text)
+    return len(text) + len(_EXTENSION_CHARS.findall(text))
 
 
 def _pack(units: list[int], single: int, multi: int) -> int:
@@ -132,6 +137,8 @@ def _pack(units: list[int], single: int, multi: int) -> int:
 def segments(text: str) -> int:
     """Return the number of SMS parts text needs (GSM-7 160/153, otherwise UCS-2 70/67)."""
     if is_gsm7(text):
+        if septets(text) <= GSM7_SINGLE:
+            return 1  # what _pack says of a text that fits one part, without the list
         return _pack([2 if ch in _EXTENSION else 1 for ch in text], GSM7_SINGLE, GSM7_MULTI)
     # UCS-2 counts UTF-16 code units; phones keep a surrogate pair in one part.
     return _pack([2 if ord(ch) > 0xFFFF else 1 for ch in text], UCS2_SINGLE, UCS2_MULTI)

@@ -330,6 +330,22 @@ TEMPLATE_ONLY_STEMS: tuple[str, ...] = (
 )
 
 _STEMS_RE = re.compile(r"\b(?:" + "|".join(FORBIDDEN_STEMS) + r")\b", re.IGNORECASE)
+
+
+def _literal_head(stem: str) -> str:
+    """Return the letters every match of stem starts with ("drugs?" -> "drug"), lower case."""
+    head = re.match(r"[A-Za-z0-9]*", stem).group(0)  # type: ignore[union-attr]
+    if stem[len(head) : len(head) + 1] in ("?", "*", "{"):
+        head = head[:-1]  # the last letter is optional
+    if not head or "|" in stem:
+        raise ValueError(f"forbidden stem {stem!r} has no literal head")
+    return head.lower()
+
+
+# A stem can only match ASCII text that contains its head: a few substring tests settle
+# most texts before the (much slower) alternation runs at every word boundary.
+_HEADS = {_literal_head(stem) for stem in FORBIDDEN_STEMS}
+_STEM_HEADS = tuple(sorted(h for h in _HEADS if not any(o != h and o in h for o in _HEADS)))
 _ACRONYM_RE = re.compile(r"\b(?:" + "|".join(FORBIDDEN_ACRONYMS) + r")\b")
 _STRICT_RE = re.compile(
     r"\b(?:" + "|".join((*FORBIDDEN_STEMS, *FORBIDDEN_ACRONYMS, *TEMPLATE_ONLY_STEMS)) + r")\b",
@@ -373,6 +389,13 @@ def scrub(value: str) -> str:
     # Match on an accent-free shadow of the same length but cut the original, so the
     # accents of the words that stay survive.
     shadow = _strip_accents(value)
+    if shadow.isascii():
+        # For ASCII text, case-insensitive matching is exactly matching on the lower case.
+        folded = shadow.lower()
+        if not any(head in folded for head in _STEM_HEADS) and not any(
+            acronym in shadow for acronym in FORBIDDEN_ACRONYMS
+        ):
+            return value
     spans = sorted(
         [m.span() for m in _STEMS_RE.finditer(shadow)]
         + [m.span() for m in _ACRONYM_RE.finditer(shadow)]

@@ -119,3 +119,17 @@ def test_truncate_to_septets(text: str, limit: int, expected: str) -> None:
 @given(st.text(alphabet=gsm.GSM7_BASIC + gsm.GSM7_EXTENSION), st.integers(0, 400))
 def test_truncate_never_exceeds_the_limit(text: str, limit: int) -> None:
     assert gsm.septets(gsm.truncate_to_septets(text, limit)) <= limit
+
+
+def test_is_gsm7_is_table_membership_for_every_character() -> None:
+    tables = set(gsm.GSM7_BASIC) | set(gsm.GSM7_EXTENSION)
+    for cp in range(0x110000):
+        ch = chr(cp)
+        assert gsm.is_gsm7(ch) == (ch in tables), hex(cp)
+
+
+@given(st.text(alphabet=st.sampled_from(list(gsm.GSM7_BASIC + gsm.GSM7_EXTENSION)), max_size=400))
+def test_septets_and_segments_count_extension_characters_twice(text: str) -> None:
+    units = [2 if ch in gsm.GSM7_EXTENSION else 1 for ch in text]
+    assert gsm.septets(text) == sum(units)
+    assert gsm.segments(text) == gsm._pack(units, gsm.GSM7_SINGLE, gsm.GSM7_MULTI)
