@@ -38,9 +38,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 
-from service.db import db
+from service.db import db, id_in
 from service.events import append_events
 from service.models import Message
 from service.notifications import gate, policy
@@ -78,11 +77,12 @@ _CANDIDATE_SLACK = 8
 CRASH_AFTER_SEND_ENV = "STEADFAST_TEST_CRASH_AFTER_SEND"
 _UNLIMITED = ("console", "fake")
 _sends_this_process = 0
+_M = Message.__table__
 
 
 @dataclass
 class _InFlight:
-    message: Message
+    message: gate.Claimed
     recipient: gate.Recipient
     request: dict[str, Any]
 
@@ -113,8 +113,8 @@ def dispatch_outbox(
     run = _Run(now, provider, settings, rng, bucket, message_ids, limit, workers)
     session = db.session()
     expire = session.expire_on_commit
-    # Every row the checks read is re-read per batch (populate_existing), and the claimed
-    # messages are ours: expiring them at each commit would only re-read them one by one.
+    # The run reads and writes with Core statements and holds no ORM objects of its own:
+    # expiring the session's objects at each of its commits would only cost re-reads.
     session.expire_on_commit = False
     try:
         return sent + run.loop()
@@ -166,7 +166,7 @@ class _Run:
         self.inflight: dict[Future[SendResult], _InFlight] = {}
         self.started = time.monotonic()
         self.unsaved = 0  # outcomes recorded since the last commit
-        self.sent: list[tuple[Message, SendResult]] = []  # sends to record as sent
+        self.sent: list[tuple[gate.Claimed, SendResult]] = []  # sends to record as sent
 
     def close(self) -> None:
         if self.pool is not None:
@@ -226,7 +226,7 @@ class _Run:
         db.session.commit()
         self.unsaved = 0
 
-    def _claim(self, room: int, left: int | None) -> list[Message]:
+    def _claim(self, room: int, left: int | None) -> list[gate.Claimed]:
         """Claim (committed) up to `room` due texts to numbers not in flight or waiting.
 
         With `left` (the run's limit minus its claims so far), a text passed over for its
@@ -236,18 +236,18 @@ class _Run:
         busy = {f.message.to_number for f in (*self.inflight.values(), *self.ready)}
         for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
             stmt = (
-                select(Message.id, Message.to_number)
+                select(_M.c.id, _M.c.to_number)
                 .where(
-                    Message.status == "queued",
-                    Message.direction == "outbound",
-                    Message.send_after <= self.now,
+                    _M.c.status == "queued",
+                    _M.c.direction == "outbound",
+                    _M.c.send_after <= self.now,
                 )
-                .order_by(Message.send_after, Message.id)
+                .order_by(_M.c.send_after, _M.c.id)
                 .limit(2 * room + len(busy) + _CANDIDATE_SLACK)
                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite relies on the rowcount
             )
             if self.message_ids is not None:
-                stmt = stmt.where(Message.id.in_(self.message_ids))
+                stmt = stmt.where(id_in(_M.c.id, self.message_ids))
             ids: list[str] = []
             numbers = set(busy)
             passed = 0  # texts before the last one taken, left for a later claim
@@ -263,15 +263,17 @@ class _Run:
                 return []
             at = self.clock()
             # The rows this claim won, as the UPDATE left them (read back in the same
-            # statement; rows already in the session are overwritten).
-            won = db.session.scalars(
-                update(Message)
-                .where(Message.id.in_(ids), Message.status == "queued")
-                .values(status="sending", claimed_at=at, attempts=Message.attempts + 1,
-                        updated_at=at)
-                .returning(Message)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            ).all()  # fmt: skip
+            # statement, only the columns dispatch uses).
+            won = [
+                gate.Claimed(*row)
+                for row in db.session.execute(
+                    update(_M)
+                    .where(id_in(_M.c.id, ids), _M.c.status == "queued")
+                    .values(status="sending", claimed_at=at, attempts=_M.c.attempts + 1,
+                            updated_at=at)
+                    .returning(*gate.CLAIMED_COLUMNS)
+                )
+            ]  # fmt: skip
             # The claims (and the outcomes recorded before them) are committed before any
             # of these texts can reach the provider.
             self._commit()
@@ -280,12 +282,12 @@ class _Run:
                 return sorted(won, key=lambda m: order[m.id])
         return []
 
-    def _check(self, batch: list[Message]) -> None:
+    def _check(self, batch: list[gate.Claimed]) -> None:
         """Re-check each claimed text now; record skips and deferrals, queue the rest to send."""
         with gate.prefetched(batch, self.now):
             # Decide for the whole batch first: only reads happen since the claim was
             # committed, so a message that cannot be checked is rolled back alone.
-            decided: list[tuple[Message, policy.Decision | str, gate.Recipient | None]] = []
+            decided: list[tuple[gate.Claimed, policy.Decision | str, gate.Recipient | None]] = []
             for message in batch:
                 try:
                     decision, recipient = gate.decide(message, self.now, self.settings)
@@ -321,7 +323,7 @@ class _Run:
                         expires_at=message.expires_at or decision.until + self.stale,
                     )
 
-    def _request(self, message: Message) -> dict[str, Any]:
+    def _request(self, message: gate.Claimed) -> dict[str, Any]:
         return {
             "to": message.to_number,
             "body": message.body,
@@ -381,10 +383,9 @@ class _Run:
         done, self.sent = self.sent, []
         now = self.now
         rows = [{"_id": m.id, "_sid": r.sid, "_segments": r.segments} for m, r in done]
-        table = Message.__table__
         result = db.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"), table.c.status == "sending")
+            update(_M)
+            .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
             .values(
                 status="sent",
                 provider_sid=bindparam("_sid"),
@@ -402,10 +403,10 @@ class _Run:
             # long stall): find the ones this statement moved.
             moved = set(
                 db.session.scalars(
-                    select(Message.id).where(
-                        Message.id.in_(moved),
-                        Message.provider_sid.in_([r.sid for _, r in done]),
-                        Message.sent_at == now,
+                    select(_M.c.id).where(
+                        id_in(_M.c.id, moved),
+                        id_in(_M.c.provider_sid, [r.sid for _, r in done]),
+                        _M.c.sent_at == now,
                     )
                 )
             )
@@ -414,13 +415,14 @@ class _Run:
             if message.id not in moved:
                 logger.warning("dispatch: message %s changed under us; not recorded as sent",
                                message.id)  # fmt: skip
-                db.session.refresh(message)
                 continue
-            values = {"status": "sent", "provider_sid": result.sid, "segments": result.segments,
-                      "sent_at": now, "error_code": None, "error_message": None,
-                      "updated_at": now}  # fmt: skip
-            for key, value in values.items():
-                set_committed_value(message, key, value)
+            message.status, message.provider_sid, message.segments = (
+                "sent",
+                result.sid,
+                result.segments,
+            )
+            message.sent_at = message.updated_at = now
+            message.error_code = message.error_message = None
             events.append(sent_event(message, now, {"segments": result.segments}))
         append_events(events)
 
@@ -453,7 +455,7 @@ def _provider_send(
 
 
 def _failed(
-    message: Message,
+    message: gate.Claimed,
     error: DeliveryError,
     now: datetime,
     rng: random.Random,

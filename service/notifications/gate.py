@@ -1,4 +1,10 @@
-"""Send-time checks: gather what dispatch must know about a claimed message, then decide."""
+"""Send-time checks: gather what dispatch must know about a claimed message, then decide.
+
+The inputs are read in two Core statements per batch of claimed texts, right after the
+batch's claim is committed and just before its texts go out: one row per text with its
+recipient, practice, opt-out and latest consent versions, and the recent send times of the
+batch's numbers (for the daily cap). Nothing is kept from one batch to the next.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, literal, select
 
 from service import consent
-from service.db import db
+from service.db import db, id_in, utcnow
 from service.models import (
     Client,
     DisclosureConsent,
@@ -28,14 +35,76 @@ from service.schedule import get_zone, resolve_local
 
 logger = logging.getLogger(__name__)
 
+_M = Message.__table__
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A claimed outbound text: the columns dispatch uses, as the claim's UPDATE left them."""
+
+    id: str
+    practice_id: str | None
+    client_id: str | None
+    contact_id: str | None
+    therapist_id: str | None
+    to_number: str
+    from_number: str | None
+    body: str | None
+    purpose: str
+    template: str | None
+    idempotency_key: str | None
+    attempts: int
+    send_after: datetime | None
+    expires_at: datetime | None
+    claimed_at: datetime | None
+    created_at: datetime
+    status: str = "sending"
+    error_code: int | None = None
+    error_message: str | None = None
+    provider_sid: str | None = None
+    segments: int | None = None
+    sent_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# The claim's RETURNING: Claimed's leading fields, in order.
+CLAIMED_COLUMNS = tuple(
+    _M.c[name]
+    for name in (
+        "id", "practice_id", "client_id", "contact_id", "therapist_id", "to_number",
+        "from_number", "body", "purpose", "template", "idempotency_key", "attempts",
+        "send_after", "expires_at", "claimed_at", "created_at",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    id: str
+    status: str
+    paused_until: date | None
+    timezone: str
+    quiet_start: str
+    quiet_end: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFacts:
+    id: str
+    client_id: str
+    phone: str
+    timezone: str | None
+    archived_at: datetime | None
+
 
 @dataclass(frozen=True)
 class Recipient:
     """Who a message goes to: its kind and the client (and contact) it concerns."""
 
     kind: str  # "client", "contact", "staff" or "other"
-    client: Client | None
-    contact: SupportContact | None
+    client: ClientFacts | None
+    contact: ContactFacts | None
 
     @property
     def zone(self) -> str | None:
@@ -45,106 +114,156 @@ class Recipient:
         return self.client.timezone if self.client is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """One text's send-time inputs, as one row of the batch's facts query read them."""
+
+    recipient: Recipient
+    sender: str | None  # the practice's number
+    opted_out: bool
+    sms_consent: Any  # latest SMS consent version of the subject: granted, revoked_at, phone
+    disclosure: Any  # latest disclosure version of the contact, or None
+
+
 # A day either side of now covers the local calendar day of every zone (UTC-12 to UTC+14).
 _DAY_MARGIN = timedelta(hours=36)
 
 
 @dataclass
 class Prefetched:
-    """The gate's inputs for a batch of claimed messages, read in a few IN queries.
+    """The gate's inputs for a batch of claimed messages, read in two statements.
 
-    Read once, right after the batch's claim is committed and just before its texts go out:
-    the same rows gather_facts would read one message at a time. Only numbers in this
-    batch are covered (dispatch never has two texts to one number in flight), and a key
-    that is not here falls back to the per-message query.
+    Only numbers in this batch are covered (dispatch never has two texts to one number in
+    flight); a message that is not here is read on its own.
     """
 
     now: datetime
-    clients: dict[str, Client] = field(default_factory=dict)
-    contacts: dict[str, SupportContact] = field(default_factory=dict)
-    practices: dict[str, Practice] = field(default_factory=dict)
-    sms_consents: dict[str, SmsConsent | None] = field(default_factory=dict)
-    disclosures: dict[str, DisclosureConsent | None] = field(default_factory=dict)
-    phones: frozenset[str] = frozenset()
-    opted_out: frozenset[str] = frozenset()
+    facts: dict[str, _Facts] = field(default_factory=dict)
     sent_times: dict[str, list[datetime]] = field(default_factory=dict)
 
 
 _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", default=None)
 
 
-def _fresh(stmt):  # noqa: ANN001, ANN202
-    # Rows already in the session are overwritten with what the database holds now: the
-    # dispatcher does not expire its session at each commit, and a check must see a
-    # change made since (a discharge, a revoked consent).
-    return stmt.execution_options(populate_existing=True)
+def _facts_statement(ids: Sequence[str]):  # noqa: ANN202
+    """The batch's facts query: one row per message id, every recipient fact joined."""
+    global _FACTS_SELECT
+    if _FACTS_SELECT is None:
+        _FACTS_SELECT = _facts_select()  # the aliases' columns are costly to set up
+    return _FACTS_SELECT.where(id_in(_M.c.id, ids))
 
 
-def _load(model: type, ids: set[str]) -> dict[str, object]:
-    if not ids:
-        return {}
-    return {
-        row.id: row for row in db.session.scalars(_fresh(select(model).where(model.id.in_(ids))))
-    }
+_FACTS_SELECT = None
 
 
-def _latest(rows: Sequence[SmsConsent | DisclosureConsent], key: str) -> dict[str, object]:
-    latest: dict[str, object] = {}
-    for row in rows:  # ordered by version: the last one per key wins
-        latest[getattr(row, key)] = row
-    return latest
+def _facts_select():  # noqa: ANN202
+    ct = SupportContact.__table__.alias("ct")
+    cl = Client.__table__.alias("cl")
+    pr = Practice.__table__.alias("pr")
+    oo = OptOut.__table__.alias("oo")
+    sc = SmsConsent.__table__.alias("sc")
+    sc2 = SmsConsent.__table__.alias("sc2")
+    dc = DisclosureConsent.__table__.alias("dc")
+    dc2 = DisclosureConsent.__table__.alias("dc2")
+    # The consent subject: the contact when the text is to one, else the client.
+    subject = case(
+        (ct.c.id.is_not(None), literal("contact:") + ct.c.id),
+        (cl.c.id.is_not(None), literal("client:") + cl.c.id),
+    )
+    latest_sc = (
+        select(func.max(sc2.c.version)).where(sc2.c.subject_key == subject).scalar_subquery()
+    )
+    latest_dc = select(func.max(dc2.c.version)).where(dc2.c.contact_id == ct.c.id).scalar_subquery()
+    joined = (
+        _M.outerjoin(ct, ct.c.id == _M.c.contact_id)
+        .outerjoin(cl, cl.c.id == func.coalesce(_M.c.client_id, ct.c.client_id))
+        .outerjoin(pr, pr.c.id == _M.c.practice_id)
+        .outerjoin(oo, oo.c.phone == _M.c.to_number)
+        .outerjoin(sc, and_(sc.c.subject_key == subject, sc.c.version == latest_sc))
+        .outerjoin(dc, and_(dc.c.contact_id == ct.c.id, dc.c.version == latest_dc))
+    )
+    return select(
+        _M.c.id, _M.c.therapist_id, _M.c.purpose,
+        ct.c.id, ct.c.client_id, ct.c.phone, ct.c.timezone, ct.c.archived_at,
+        cl.c.id, cl.c.status, cl.c.paused_until, cl.c.timezone, cl.c.quiet_start,
+        cl.c.quiet_end, cl.c.phone,
+        pr.c.sms_from_number, oo.c.phone,
+        sc.c.id, sc.c.granted, sc.c.revoked_at, sc.c.phone,
+        dc.c.id, dc.c.revoked_at, dc.c.granted_on, dc.c.expires_on, dc.c.scope,
+    ).select_from(joined)  # fmt: skip
 
 
-def prefetch(messages: Sequence[Message], now: datetime) -> Prefetched:
-    """Read every input the gate needs for these messages in a handful of queries."""
+@dataclass(frozen=True, slots=True)
+class _SmsConsent:
+    granted: bool
+    revoked_at: datetime | None
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Disclosure:
+    revoked_at: datetime | None
+    granted_on: date
+    expires_on: date | None
+    scope: list[Any] | None
+
+
+def _facts_of(row: Sequence[Any]) -> _Facts:
+    (_, therapist_id, purpose, ct_id, ct_client, ct_phone, ct_zone, ct_archived, cl_id,
+     cl_status, cl_paused, cl_zone, cl_qs, cl_qe, cl_phone, sender, opted, sc_id, sc_granted,
+     sc_revoked, sc_phone, dc_id, dc_revoked, dc_on, dc_expires, dc_scope) = row  # fmt: skip
+    contact = (
+        ContactFacts(ct_id, ct_client, ct_phone, ct_zone, ct_archived)
+        if ct_id is not None
+        else None
+    )
+    client = (
+        ClientFacts(cl_id, cl_status, cl_paused, cl_zone, cl_qs, cl_qe, cl_phone)
+        if cl_id is not None
+        else None
+    )
+    if contact is not None:
+        recipient = Recipient("contact", client, contact)
+    elif therapist_id is not None:
+        recipient = Recipient("staff", client, None)
+    elif client is not None:
+        recipient = Recipient("client", client, None)
+    else:
+        recipient = Recipient("staff" if purpose in ("alert", "digest") else "other", None, None)
+    return _Facts(
+        recipient=recipient,
+        sender=sender,
+        opted_out=opted is not None,
+        sms_consent=_SmsConsent(bool(sc_granted), sc_revoked, sc_phone) if sc_id else None,
+        disclosure=_Disclosure(dc_revoked, dc_on, dc_expires, dc_scope) if dc_id else None,
+    )
+
+
+def prefetch(messages: Sequence[Any], now: datetime) -> Prefetched:
+    """Read every input the gate needs for these messages in two statements."""
     pre = Prefetched(now=now)
-    pre.contacts = _load(SupportContact, {m.contact_id for m in messages if m.contact_id})
-    client_ids = {m.client_id for m in messages if m.client_id}
-    client_ids |= {c.client_id for c in pre.contacts.values()}
-    pre.clients = _load(Client, client_ids)
-    pre.practices = _load(Practice, {m.practice_id for m in messages if m.practice_id})
-    subjects: list[Client | SupportContact] = [*pre.clients.values(), *pre.contacts.values()]
-    keys = {consent.subject_key(s) for s in subjects}
-    if keys:
-        rows = db.session.scalars(
-            _fresh(
-                select(SmsConsent)
-                .where(SmsConsent.subject_key.in_(keys))
-                .order_by(SmsConsent.subject_key, SmsConsent.version)
-            )
-        ).all()
-        pre.sms_consents = {k: None for k in keys} | _latest(rows, "subject_key")
-    if pre.contacts:
-        rows = db.session.scalars(
-            _fresh(
-                select(DisclosureConsent)
-                .where(DisclosureConsent.contact_id.in_(pre.contacts))
-                .order_by(DisclosureConsent.contact_id, DisclosureConsent.version)
-            )
-        ).all()
-        pre.disclosures = {k: None for k in pre.contacts} | _latest(rows, "contact_id")
-    pre.phones = frozenset(m.to_number for m in messages)
-    if pre.phones:
-        pre.opted_out = frozenset(
-            db.session.scalars(select(OptOut.phone).where(OptOut.phone.in_(pre.phones)))
+    if not messages:
+        return pre
+    ids = [m.id for m in messages]
+    pre.facts = {row[0]: _facts_of(row) for row in db.session.execute(_facts_statement(ids))}
+    phones = {m.to_number for m in messages}
+    sent: dict[str, list[datetime]] = {p: [] for p in phones}
+    for phone, at in db.session.execute(
+        select(_M.c.to_number, _M.c.sent_at).where(
+            id_in(_M.c.to_number, sorted(phones)),
+            _M.c.direction == "outbound",
+            _M.c.purpose != "reply",
+            _M.c.sent_at >= now - _DAY_MARGIN,
+            _M.c.sent_at < now + _DAY_MARGIN,
         )
-        sent: dict[str, list[datetime]] = {p: [] for p in pre.phones}
-        for phone, at in db.session.execute(
-            select(Message.to_number, Message.sent_at).where(
-                Message.direction == "outbound",
-                Message.to_number.in_(pre.phones),
-                Message.purpose != "reply",
-                Message.sent_at >= now - _DAY_MARGIN,
-                Message.sent_at < now + _DAY_MARGIN,
-            )
-        ):
-            sent[phone].append(at)
-        pre.sent_times = sent
+    ):
+        sent[phone].append(at)
+    pre.sent_times = sent
     return pre
 
 
 @contextmanager
-def prefetched(messages: Sequence[Message], now: datetime) -> Iterator[Prefetched]:
+def prefetched(messages: Sequence[Any], now: datetime) -> Iterator[Prefetched]:
     """Within the block, decide() on these messages at `now` reads the prefetched rows."""
     token = _PREFETCHED.set(prefetch(messages, now))
     try:
@@ -153,34 +272,20 @@ def prefetched(messages: Sequence[Message], now: datetime) -> Iterator[Prefetche
         _PREFETCHED.reset(token)
 
 
-def _cached(now: datetime | None = None) -> Prefetched | None:
+def _inputs(message: Any, now: datetime) -> tuple[_Facts, Prefetched]:
+    """The message's facts from the batch read, or read now for it alone."""
     pre = _PREFETCHED.get()
-    return pre if pre is not None and (now is None or pre.now == now) else None
+    if pre is None or pre.now != now or message.id not in pre.facts:
+        pre = prefetch([message], now)
+    if message.id not in pre.facts:
+        raise LookupError(f"message {message.id} not found")
+    return pre.facts[message.id], pre
 
 
-def _get(model: type, key: str, pre: Prefetched | None, table: str) -> object | None:
-    if pre is not None:
-        rows = getattr(pre, table)
-        if key in rows:
-            return rows[key]
-    return db.session.get(model, key)
-
-
-def recipient_of(message: Message) -> Recipient:
+def recipient_of(message: Any) -> Recipient:
     """Return who the message is addressed to, from its client, contact and therapist ids."""
-    pre = _cached()
-    contact = (
-        _get(SupportContact, message.contact_id, pre, "contacts") if message.contact_id else None
-    )
-    client = _get(Client, message.client_id, pre, "clients") if message.client_id else None
-    if contact is not None:
-        client = client or _get(Client, contact.client_id, pre, "clients")
-        return Recipient("contact", client, contact)
-    if message.therapist_id is not None:
-        return Recipient("staff", client, None)
-    if client is not None:
-        return Recipient("client", client, None)
-    return Recipient("staff" if message.purpose in ("alert", "digest") else "other", None, None)
+    pre = _PREFETCHED.get()
+    return _inputs(message, pre.now if pre is not None else utcnow())[0].recipient
 
 
 def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
@@ -192,27 +297,13 @@ def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def sent_today(phone: str, now: datetime, zone: str) -> int:
+def _sent_today(times: list[datetime], now: datetime, zone: str) -> int:
     """Count the texts we started that reached the provider today, recipient-local (not replies)."""
     start, end = local_day(now, zone)
-    pre = _cached(now)
-    if pre is not None and phone in pre.sent_times:
-        return sum(1 for at in pre.sent_times[phone] if start <= at < end)
-    return int(
-        db.session.scalar(
-            select(func.count(Message.id)).where(
-                Message.direction == "outbound",
-                Message.to_number == phone,
-                Message.purpose != "reply",
-                Message.sent_at >= start,
-                Message.sent_at < end,
-            )
-        )
-        or 0
-    )
+    return sum(1 for at in times if start <= at < end)
 
 
-def _client_block(client: Client | None, now: datetime) -> str | None:
+def _client_block(client: ClientFacts | None, now: datetime) -> str | None:
     if client is None:
         return None
     if client.status == "discharged":
@@ -224,15 +315,10 @@ def _client_block(client: Client | None, now: datetime) -> str | None:
     return None
 
 
-def _sms_consent_granted(subject: Client | SupportContact) -> bool:
-    """consent.sms_consent_granted, on the prefetched latest version when there is one."""
-    pre = _cached()
-    key = consent.subject_key(subject)
-    if pre is None or key not in pre.sms_consents:
-        return consent.sms_consent_granted(subject)
-    if isinstance(subject, SupportContact) and subject.archived_at is not None:
+def _sms_consent_granted(subject: ClientFacts | ContactFacts, latest: Any) -> bool:
+    """consent.sms_consent_granted on the subject's latest version (read with the batch)."""
+    if isinstance(subject, ContactFacts) and subject.archived_at is not None:
         return False
-    latest = pre.sms_consents[key]
     return (
         latest is not None
         and latest.granted
@@ -241,50 +327,45 @@ def _sms_consent_granted(subject: Client | SupportContact) -> bool:
     )
 
 
-def _disclosure_allows(contact: SupportContact, scope: str, on) -> bool:  # noqa: ANN001
-    """consent.disclosure_allows, on the prefetched latest version when there is one."""
-    pre = _cached()
-    if pre is None or contact.id not in pre.disclosures:
-        return consent.disclosure_allows(contact, scope, on)
+def _disclosure_allows(contact: ContactFacts, latest: Any, scope: str, on: date) -> bool:
+    """consent.disclosure_allows on the contact's latest version (read with the batch)."""
     if contact.archived_at is not None:
         return False
-    latest = pre.disclosures[contact.id]
     return consent.disclosure_in_effect(latest, on) and scope in (latest.scope or [])
 
 
-def _is_opted_out(phone: str) -> bool:
-    pre = _cached()
-    if pre is None or phone not in pre.phones:
-        return consent.is_opted_out(phone)
-    return phone in pre.opted_out
-
-
-def gather_facts(message: Message, recipient: Recipient, now: datetime) -> SendFacts:
-    """Load the facts send_decision needs, re-read now so a change since queuing counts."""
+def gather_facts(message: Any, now: datetime) -> tuple[SendFacts, Recipient]:
+    """Return the facts send_decision needs, read after the claim so a change since counts."""
+    facts, pre = _inputs(message, now)
+    recipient = facts.recipient
     subject = recipient.contact if recipient.kind == "contact" else recipient.client
     person = recipient.kind in ("client", "contact") and subject is not None
     # Consent is for a number: a person who changed number since the text was queued
     # has not consented at the old one.
-    granted = bool(person and subject.phone == message.to_number and _sms_consent_granted(subject))
+    granted = bool(
+        person
+        and subject.phone == message.to_number
+        and _sms_consent_granted(subject, facts.sms_consent)
+    )
     disclosure_ok = True
     zone = recipient.zone
     if recipient.kind == "contact" and recipient.contact is not None:
         scope = disclosure_scope(message.purpose, message.template)
         if scope is not None:
             on = now.astimezone(get_zone(zone)).date() if zone else now.date()
-            disclosure_ok = _disclosure_allows(recipient.contact, scope, on)
+            disclosure_ok = _disclosure_allows(recipient.contact, facts.disclosure, scope, on)
     quiet_until = None
     count = 0
     if person and zone and recipient.client is not None:
         quiet = QuietHours.from_strings(recipient.client.quiet_start, recipient.client.quiet_end)
         if is_quiet(now, zone, quiet):
             quiet_until = defer_question(now, zone, quiet)
-        count = sent_today(message.to_number, now, zone)
+        count = _sent_today(pre.sent_times.get(message.to_number, []), now, zone)
     return SendFacts(
         purpose=message.purpose,
         template=message.template,
         recipient=recipient.kind,
-        opted_out=_is_opted_out(message.to_number),
+        opted_out=facts.opted_out,
         sms_consent=granted,
         disclosure_ok=disclosure_ok,
         client_block=_client_block(recipient.client, now),
@@ -292,13 +373,12 @@ def gather_facts(message: Message, recipient: Recipient, now: datetime) -> SendF
         created_at=message.created_at,
         quiet_until=quiet_until,
         sent_today=count,
-    )
+    ), recipient
 
 
-def decide(message: Message, now: datetime, settings: object) -> tuple[Decision, Recipient]:
+def decide(message: Any, now: datetime, settings: object) -> tuple[Decision, Recipient]:
     """Return the send-time decision for a claimed message and its recipient."""
-    recipient = recipient_of(message)
-    facts = gather_facts(message, recipient, now)
+    facts, recipient = gather_facts(message, now)
     decision = send_decision(
         facts,
         now=now,
@@ -308,11 +388,12 @@ def decide(message: Message, now: datetime, settings: object) -> tuple[Decision,
     return decision, recipient
 
 
-def sender_for(message: Message) -> str | None:
+def sender_for(message: Any) -> str | None:
     """Return the number to send from: the message's own, else its practice's, else default."""
     if message.from_number:
         return message.from_number
     if message.practice_id is None:
         return None
-    practice = _get(Practice, message.practice_id, _cached(), "practices")
-    return practice.sms_from_number if practice is not None and practice.sms_from_number else None
+    pre = _PREFETCHED.get()
+    facts = _inputs(message, pre.now if pre is not None else utcnow())[0]
+    return facts.sender or None

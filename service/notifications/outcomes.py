@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts
@@ -17,31 +17,45 @@ from service.notifications import gate, policy
 
 logger = logging.getLogger(__name__)
 
+_M = Message.__table__
+
 
 def settle(
-    message: Message, now: datetime, *, only_if: dict[str, Any] | None = None, **values: Any
+    message: Message | gate.Claimed,
+    now: datetime,
+    *,
+    only_if: dict[str, Any] | None = None,
+    **values: Any,
 ) -> bool:
-    """Move a message out of `sending` with a conditional UPDATE; return whether it moved."""
-    criteria = [Message.id == message.id, Message.status == "sending"]
-    criteria += [getattr(Message, k) == v for k, v in (only_if or {}).items()]
-    result = db.session.execute(
-        update(Message)
-        .where(*criteria)
-        .values(updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
+    """Move a message out of `sending` with a conditional UPDATE; return whether it moved.
+
+    `message` is a loaded Message (reconcile) or a claim's row (dispatch); either is updated
+    to the values written.
+    """
+    criteria = [_M.c.id == message.id, _M.c.status == "sending"]
+    criteria += [_M.c[k] == v for k, v in (only_if or {}).items()]
+    result = db.session.execute(update(_M).where(*criteria).values(updated_at=now, **values))
+    orm = isinstance(message, Message)
     if result.rowcount == 1:
         # The row now holds exactly these values: mirror them without reading it back.
         for key, value in {"updated_at": now, **values}.items():
-            set_committed_value(message, key, value)
+            if orm:
+                set_committed_value(message, key, value)
+            else:
+                setattr(message, key, value)
         return True
-    db.session.refresh(message)
+    if orm:
+        db.session.refresh(message)
+    else:
+        message.status = db.session.scalar(select(_M.c.status).where(_M.c.id == message.id))
     logger.warning("dispatch: message %s changed under us; left as %s", message.id,
                    message.status)  # fmt: skip
     return False
 
 
-def record_event(kind: str, message: Message, now: datetime, extra: dict[str, Any]) -> None:
+def record_event(
+    kind: str, message: Message | gate.Claimed, now: datetime, extra: dict[str, Any]
+) -> None:
     """Append a message.* event (no number, no body) to the caller's unit of work."""
     append_event(
         kind,
@@ -54,7 +68,9 @@ def record_event(kind: str, message: Message, now: datetime, extra: dict[str, An
     )
 
 
-def sent_event(message: Message, now: datetime, extra: dict[str, Any]) -> dict[str, Any]:
+def sent_event(
+    message: Message | gate.Claimed, now: datetime, extra: dict[str, Any]
+) -> dict[str, Any]:
     """Return record_event's `message.sent` event as a row for events.append_events."""
     return {
         "type": "message.sent",
@@ -68,7 +84,7 @@ def sent_event(message: Message, now: datetime, extra: dict[str, Any]) -> dict[s
 
 
 def give_up(
-    message: Message,
+    message: Message | gate.Claimed,
     now: datetime,
     code: int | None,
     detail: str,
