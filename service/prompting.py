@@ -6,7 +6,7 @@ import functools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from service.models import (
     SupportContact,
 )
 from service.notifications import templates
-from service.notifications.grammar import new_code
+from service.notifications.grammar import ALL_CODES
 from service.notifications.templates import render as render_text
 from service.outbox import enqueue_messages
 from service.phones import mask
@@ -61,12 +61,16 @@ _KIND_ACTION = {
 }
 _rng = random.SystemRandom()
 # A check-in ready to be asked, with what its text needs.
-Ready = tuple[CheckIn, Client, MeetingPlan | Commitment, SupportContact | None]
+_C = CheckIn.__table__.c
+# A due check-in as the sweep reads it: a plain row of the columns below, not an ORM object
+# (nothing in the session to keep in step with the UPDATEs; the unit of work commits).
+Due = Row[Any]
+_DUE_COLUMNS = ("id", "practice_id", "client_id", "source_type", "source_id", "occurrence",
+                "event_at", "due_at", "reminder_at", "verifier_contact_id")  # fmt: skip
+Ready = tuple[Due, Client, MeetingPlan | Commitment, SupportContact | None]
 
 
-def client_block_reason(
-    client: Client, source: MeetingPlan | Commitment, row: CheckIn
-) -> str | None:
+def client_block_reason(client: Client, source: MeetingPlan | Commitment, row: Due) -> str | None:
     """Return why nobody may be asked about this check-in (paused, discharged …), or None."""
     return not_plannable(source, client) or paused_reason(source, client, row.occurrence)
 
@@ -89,36 +93,34 @@ def recipient_block_reason(subject: Client | SupportContact, today: date) -> str
     return None
 
 
-def due_reminders_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+def due_reminders_stmt(now: datetime) -> Select[Any]:
     """Select the reminders due by `now`, locking them (SKIP LOCKED) for this sweep."""
     return _due(
-        CheckIn.status == "scheduled",
-        CheckIn.reminder_sent_at.is_(None),
-        CheckIn.reminder_at <= now,
-        order=CheckIn.reminder_at,
+        _C.status == "scheduled",
+        _C.reminder_sent_at.is_(None),
+        _C.reminder_at <= now,
+        order=_C.reminder_at,
     )
 
 
-def due_prompts_stmt(now: datetime) -> Select[tuple[CheckIn]]:
+def due_prompts_stmt(now: datetime) -> Select[Any]:
     """Select the check-ins whose question is due by `now`, locking them (SKIP LOCKED)."""
     return _due(
-        CheckIn.status == "scheduled",
-        CheckIn.skip_reason.is_(None),
-        CheckIn.due_at <= now,
-        order=CheckIn.due_at,
+        _C.status == "scheduled",
+        _C.skip_reason.is_(None),
+        _C.due_at <= now,
+        order=_C.due_at,
     )
 
 
-def _due(*criteria: Any, order: Any) -> Select[tuple[CheckIn]]:
+def _due(*criteria: Any, order: Any) -> Select[Any]:
     # SKIP LOCKED: a second scheduler process takes other rows instead of waiting on these.
-    # populate_existing: a row this session loaded before is read afresh, not from memory.
     return (
-        select(CheckIn)
+        select(*(_C[name] for name in _DUE_COLUMNS))
         .where(*criteria)
         .order_by(order)
         .limit(BATCH)
         .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
     )
 
 
@@ -134,7 +136,7 @@ class _Facts:
     disclosures: dict[str, Row[Any]]  # the latest disclosure version's columns, by contact
 
     @classmethod
-    def load(cls, rows: Sequence[CheckIn]) -> _Facts:
+    def load(cls, rows: Sequence[Due]) -> _Facts:
         clients = _by_id(Client, {row.client_id for row in rows})
         contacts = _by_id(
             SupportContact, {row.verifier_contact_id for row in rows if row.verifier_contact_id}
@@ -159,7 +161,7 @@ class _Facts:
             disclosures=consent.latest_disclosure_rows(contacts.values()),
         )
 
-    def source(self, row: CheckIn) -> SourceFacts | None:
+    def source(self, row: Due) -> SourceFacts | None:
         return self.sources.get((row.source_type, row.source_id))
 
     def recipient_block_reason(self, subject: Client | SupportContact, today: date) -> str | None:
@@ -187,7 +189,7 @@ def _by_id(model: type[Any], ids: set[str]) -> dict[str, Any]:
     return {row.id: row for row in db.session.scalars(stmt)}
 
 
-def _batches(step: Callable[[list[CheckIn]], int], stmt: Select[tuple[CheckIn]]) -> int:
+def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:
     """Run `step` on due rows a BATCH at a time until a batch comes back short.
 
     Every row a step sees leaves the due set (claimed, dropped, skipped or deferred); a
@@ -196,7 +198,7 @@ def _batches(step: Callable[[list[CheckIn]], int], stmt: Select[tuple[CheckIn]])
     done = 0
     seen: set[str] = set()
     for _ in range(MAX_BATCHES):
-        rows = list(db.session.scalars(stmt))
+        rows = db.session.execute(stmt).all()
         fresh = [row for row in rows if row.id not in seen]
         if fresh:
             seen.update(row.id for row in fresh)
@@ -211,10 +213,10 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
     return _batches(lambda rows: _reminder_batch(rows, now, stale_minutes), due_reminders_stmt(now))
 
 
-def _reminder_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int:
+def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     facts = _Facts.load(rows)
-    dropped: list[CheckIn] = []
-    wanted: list[tuple[CheckIn, Client]] = []
+    dropped: list[Due] = []
+    wanted: list[tuple[Due, Client]] = []
     for row in rows:
         client = facts.clients.get(row.client_id)
         source = facts.source(row)
@@ -234,9 +236,9 @@ def _reminder_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> i
             dropped.append(row)
         else:
             wanted.append((row, client))
-    _update_where(dropped, {"reminder_at": None}, CheckIn.reminder_sent_at.is_(None))
+    _update_where(dropped, {"reminder_at": None}, _C.reminder_sent_at.is_(None))
     claimed = _update_where([row for row, _ in wanted], {"reminder_sent_at": now},
-                            CheckIn.reminder_sent_at.is_(None), CheckIn.status == "scheduled")  # fmt: skip
+                            _C.reminder_sent_at.is_(None), _C.status == "scheduled")  # fmt: skip
     texts = [
         {
             "practice_id": row.practice_id,
@@ -278,7 +280,7 @@ def _today(zone: str, now: datetime) -> date:
     return now.astimezone(get_zone(zone)).date()
 
 
-def _reminder_body(client: Client, row: CheckIn, now: datetime) -> str:
+def _reminder_body(client: Client, row: Due, now: datetime) -> str:
     tz = get_zone(client.timezone)
     day = "today" if row.event_at.astimezone(tz).date() == now.astimezone(tz).date() else "tomorrow"
     return render("reminder_meeting", client.language, time=row.occurrence.time(), day=day)
@@ -289,11 +291,11 @@ def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     return _batches(lambda rows: _prompt_batch(rows, now, stale_minutes), due_prompts_stmt(now))
 
 
-def _prompt_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int:
+def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     facts = _Facts.load(rows)
     ready: dict[str, list[Ready]] = defaultdict(list)
-    gone: list[CheckIn] = []
-    skipped: dict[str, list[CheckIn]] = defaultdict(list)
+    gone: list[Due] = []
+    skipped: dict[str, list[Due]] = defaultdict(list)
     for row in rows:
         client = facts.clients.get(row.client_id)
         source = facts.source(row)
@@ -315,13 +317,13 @@ def _prompt_batch(rows: list[CheckIn], now: datetime, stale_minutes: int) -> int
             # Quiet hours changed since planning: ask when they end, and close that much later.
             due = defer_question(now, zone, quiet)
             _update_where([row], {"due_at": due, "closes_at": _closes(source, due)},
-                          CheckIn.status == "scheduled")  # fmt: skip
+                          _C.status == "scheduled")  # fmt: skip
             continue
         ready[(contact or client).phone].append((row, client, source, contact))
-    _update_where(gone, {"skip_reason": "gone"}, CheckIn.status == "scheduled")
+    _update_where(gone, {"skip_reason": "gone"}, _C.status == "scheduled")
     for why, group in skipped.items():
-        _update_where(group, {"skip_reason": why}, CheckIn.status == "scheduled",
-                      CheckIn.skip_reason.is_(None))  # fmt: skip
+        _update_where(group, {"skip_reason": why}, _C.status == "scheduled",
+                      _C.skip_reason.is_(None))  # fmt: skip
     sent = _prompt_groups(ready, now)
     return sent
 
@@ -345,33 +347,29 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
     claimed = _update_where(
         [row for group in ready.values() for row, _client, _source, _contact in group],
         {"status": "prompted", "prompted_at": now, "updated_at": now},
-        CheckIn.status == "scheduled",
-        CheckIn.skip_reason.is_(None),
+        _C.status == "scheduled",
+        _C.skip_reason.is_(None),
     )
     finals: list[dict[str, Any]] = []
     recoded: list[dict[str, Any]] = []
-    claimed_rows: list[CheckIn] = []
     texts: list[dict[str, Any]] = []
     events: list[dict[str, object]] = []
     for phone, group in ready.items():
         already_open = open_by_phone.get(phone, [])
         coded = len(already_open) + len(group) > 1
-        taken = {code for _id, code in already_open if code}
+        fresh: Iterator[str] = iter(())
         if coded:
-            for open_id, code in already_open:
-                if not code:
-                    code = new_code(taken, _rng)
-                    taken.add(code)
-                    recoded.append({"b_id": open_id, "b_code": code})
+            uncoded = [open_id for open_id, code in already_open if not code]
+            mine = sum(1 for entry in group if entry[0].id in claimed)
+            taken = {code for _id, code in already_open if code}
+            fresh = iter(_new_codes(taken, len(uncoded) + mine))
+            recoded += [{"b_id": open_id, "b_code": next(fresh)} for open_id in uncoded]
         for row, client, source, contact in group:
             if row.id not in claimed:
                 continue
-            code = new_code(taken, _rng) if coded else None
-            if code:
-                taken.add(code)
+            code = next(fresh) if coded else None
             closes_at = _closes(source, now)
             finals.append({"b_id": row.id, "b_closes_at": closes_at, "b_code": code})
-            claimed_rows.append(row)
             recipient = contact or client
             template, body = _prompt_text(row, client, source, contact, code)
             texts.append({
@@ -412,11 +410,22 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             .values(closes_at=bindparam("b_closes_at"), prompt_code=bindparam("b_code")),
             finals,
         )
-        for values, row in zip(finals, claimed_rows, strict=True):
-            _committed(row, {"closes_at": values["b_closes_at"], "prompt_code": values["b_code"]})
     enqueue_messages(texts)
     append_events(events)
     return len(texts)
+
+
+def _new_codes(taken: set[str], count: int) -> list[str]:
+    """Return `count` distinct prompt codes not in `taken`, each as `new_code` would pick it.
+
+    One list of the free codes and one random sample, instead of a `new_code` call (which
+    lists every free code) per prompt: drawing without replacement from the free codes.
+    """
+    used = {code.upper() for code in taken}
+    free = [code for code in ALL_CODES if code not in used] if used else ALL_CODES
+    if len(free) < count:
+        raise ValueError("every prompt code is taken")
+    return _rng.sample(free, count)
 
 
 def _closes(source: Source, sent_at: datetime) -> datetime:
@@ -426,7 +435,7 @@ def _closes(source: Source, sent_at: datetime) -> datetime:
 
 
 def _prompt_text(
-    row: CheckIn,
+    row: Due,
     client: Client,
     source: Source,
     contact: SupportContact | None,
@@ -452,31 +461,18 @@ def _prompt_text(
     )
 
 
-def _update_where(rows: Sequence[CheckIn], values: dict[str, Any], *conditions: Any) -> set[str]:
+def _update_where(rows: Sequence[Due], values: dict[str, Any], *conditions: Any) -> set[str]:
     """Apply `values` to those of the rows that still meet `conditions` (the claim).
 
-    Returns the ids it changed. The changed rows' objects take the new values; the others,
-    changed by someone else meanwhile, are expired so they are read afresh when used.
+    Returns the ids it changed; a row someone else changed meanwhile is left alone.
     """
     if not rows:
         return set()
+    table = CheckIn.__table__
     result = db.session.execute(
-        update(CheckIn)
-        .where(id_in(CheckIn.id, [row.id for row in rows]), *conditions)
+        update(table)
+        .where(id_in(table.c.id, [row.id for row in rows]), *conditions)
         .values(**values)
-        .returning(CheckIn.id)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.id)
     )
-    changed = set(result.scalars())
-    for row in rows:
-        if row.id in changed:
-            _committed(row, values)
-        else:
-            db.session.expire(row)
-    return changed
-
-
-def _committed(row: CheckIn, values: dict[str, Any]) -> None:
-    """Show the values an UPDATE wrote on the row's object, as if it had been reloaded."""
-    for key, value in values.items():
-        set_committed_value(row, key, value)
+    return set(result.scalars())
