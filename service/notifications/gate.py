@@ -1,9 +1,9 @@
 """Send-time checks: gather what dispatch must know about a claimed message, then decide.
 
-The inputs are read in two Core statements per batch of claimed texts, right after the
+The inputs are read in one Core statement per batch of claimed texts, right after the
 batch's claim is committed and just before its texts go out: one row per text with its
-recipient, practice, opt-out and latest consent versions, and the recent send times of the
-batch's numbers (for the daily cap). Nothing is kept from one batch to the next.
+recipient, practice, opt-out, latest consent versions and the recent send times of its
+number (for the daily cap). Nothing is kept from one batch to the next.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import String, and_, bindparam, case, func, literal, select
 
 from service import consent
 from service.db import db, id_in, utcnow
@@ -123,6 +123,7 @@ class _Facts:
     opted_out: bool
     sms_consent: Any  # latest SMS consent version of the subject: granted, revoked_at, phone
     disclosure: Any  # latest disclosure version of the contact, or None
+    sent: str | None  # when texts to the number reached the provider, around now (see below)
 
 
 # A day either side of now covers the local calendar day of every zone (UTC-12 to UTC+14).
@@ -131,7 +132,7 @@ _DAY_MARGIN = timedelta(hours=36)
 
 @dataclass
 class Prefetched:
-    """The gate's inputs for a batch of claimed messages, read in two statements.
+    """The gate's inputs for a batch of claimed messages, read in one statement.
 
     Only numbers in this batch are covered (dispatch never has two texts to one number in
     flight); a message that is not here is read on its own.
@@ -139,7 +140,6 @@ class Prefetched:
 
     now: datetime
     facts: dict[str, _Facts] = field(default_factory=dict)
-    sent_times: dict[str, list[datetime]] = field(default_factory=dict)
 
 
 _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", default=None)
@@ -147,16 +147,17 @@ _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", defau
 
 def _facts_statement(ids: Sequence[str]):  # noqa: ANN202
     """The batch's facts query: one row per message id, every recipient fact joined."""
-    global _FACTS_SELECT
-    if _FACTS_SELECT is None:
-        _FACTS_SELECT = _facts_select()  # the aliases' columns are costly to set up
-    return _FACTS_SELECT.where(id_in(_M.c.id, ids))
+    dialect = db.session.get_bind().dialect.name
+    base = _FACTS_SELECT.get(dialect)
+    if base is None:
+        base = _FACTS_SELECT[dialect] = _facts_select(dialect)  # the aliases cost to set up
+    return base.where(id_in(_M.c.id, ids))
 
 
-_FACTS_SELECT = None
+_FACTS_SELECT: dict[str, Any] = {}
 
 
-def _facts_select():  # noqa: ANN202
+def _facts_select(dialect: str):  # noqa: ANN202
     ct = SupportContact.__table__.alias("ct")
     cl = Client.__table__.alias("cl")
     pr = Practice.__table__.alias("pr")
@@ -174,6 +175,26 @@ def _facts_select():  # noqa: ANN202
         select(func.max(sc2.c.version)).where(sc2.c.subject_key == subject).scalar_subquery()
     )
     latest_dc = select(func.max(dc2.c.version)).where(dc2.c.contact_id == ct.c.id).scalar_subquery()
+    # The daily cap's input: when the texts we started to this number reached the provider
+    # (not replies), within a day and a half either side of now (every zone's local day),
+    # as one string of UTC instants (one row per text, not per send).
+    m2 = _M.alias("m2")
+    if dialect == "postgresql":
+        instant = func.to_char(func.timezone("UTC", m2.c.sent_at), "YYYY-MM-DD HH24:MI:SS.US")
+        joined_times = func.string_agg(instant, literal(","), type_=String)
+    else:  # SQLite keeps UTC instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text
+        joined_times = func.group_concat(m2.c.sent_at, literal(","), type_=String)
+    sent = (
+        select(joined_times)
+        .where(
+            m2.c.to_number == _M.c.to_number,
+            m2.c.direction == "outbound",
+            m2.c.purpose != "reply",
+            m2.c.sent_at >= bindparam("sent_from", type_=m2.c.sent_at.type),
+            m2.c.sent_at < bindparam("sent_until", type_=m2.c.sent_at.type),
+        )
+        .scalar_subquery()
+    )
     joined = (
         _M.outerjoin(ct, ct.c.id == _M.c.contact_id)
         .outerjoin(cl, cl.c.id == func.coalesce(_M.c.client_id, ct.c.client_id))
@@ -189,7 +210,7 @@ def _facts_select():  # noqa: ANN202
         cl.c.quiet_end, cl.c.phone,
         pr.c.sms_from_number, oo.c.phone,
         sc.c.id, sc.c.granted, sc.c.revoked_at, sc.c.phone,
-        dc.c.id, dc.c.revoked_at, dc.c.granted_on, dc.c.expires_on, dc.c.scope,
+        dc.c.id, dc.c.revoked_at, dc.c.granted_on, dc.c.expires_on, dc.c.scope, sent,
     ).select_from(joined)  # fmt: skip
 
 
@@ -211,7 +232,7 @@ class _Disclosure:
 def _facts_of(row: Sequence[Any]) -> _Facts:
     (_, therapist_id, purpose, ct_id, ct_client, ct_phone, ct_zone, ct_archived, cl_id,
      cl_status, cl_paused, cl_zone, cl_qs, cl_qe, cl_phone, sender, opted, sc_id, sc_granted,
-     sc_revoked, sc_phone, dc_id, dc_revoked, dc_on, dc_expires, dc_scope) = row  # fmt: skip
+     sc_revoked, sc_phone, dc_id, dc_revoked, dc_on, dc_expires, dc_scope, sent) = row  # fmt: skip
     contact = (
         ContactFacts(ct_id, ct_client, ct_phone, ct_zone, ct_archived)
         if ct_id is not None
@@ -236,29 +257,18 @@ def _facts_of(row: Sequence[Any]) -> _Facts:
         opted_out=opted is not None,
         sms_consent=_SmsConsent(bool(sc_granted), sc_revoked, sc_phone) if sc_id else None,
         disclosure=_Disclosure(dc_revoked, dc_on, dc_expires, dc_scope) if dc_id else None,
+        sent=sent,
     )
 
 
 def prefetch(messages: Sequence[Any], now: datetime) -> Prefetched:
-    """Read every input the gate needs for these messages in two statements."""
+    """Read every input the gate needs for these messages in one statement."""
     pre = Prefetched(now=now)
     if not messages:
         return pre
-    ids = [m.id for m in messages]
-    pre.facts = {row[0]: _facts_of(row) for row in db.session.execute(_facts_statement(ids))}
-    phones = {m.to_number for m in messages}
-    sent: dict[str, list[datetime]] = {p: [] for p in phones}
-    for phone, at in db.session.execute(
-        select(_M.c.to_number, _M.c.sent_at).where(
-            id_in(_M.c.to_number, sorted(phones)),
-            _M.c.direction == "outbound",
-            _M.c.purpose != "reply",
-            _M.c.sent_at >= now - _DAY_MARGIN,
-            _M.c.sent_at < now + _DAY_MARGIN,
-        )
-    ):
-        sent[phone].append(at)
-    pre.sent_times = sent
+    stmt = _facts_statement([m.id for m in messages])
+    window = {"sent_from": now - _DAY_MARGIN, "sent_until": now + _DAY_MARGIN}
+    pre.facts = {row[0]: _facts_of(row) for row in db.session.execute(stmt, window)}
     return pre
 
 
@@ -297,9 +307,15 @@ def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _sent_today(times: list[datetime], now: datetime, zone: str) -> int:
-    """Count the texts we started that reached the provider today, recipient-local (not replies)."""
+def _sent_today(sent: str | None, now: datetime, zone: str) -> int:
+    """Count the texts we started that reached the provider today, recipient-local (not replies).
+
+    `sent` is the facts query's comma-joined UTC instants around now (None: none).
+    """
+    if not sent:
+        return 0
     start, end = local_day(now, zone)
+    times = (datetime.fromisoformat(at).replace(tzinfo=UTC) for at in sent.split(","))
     return sum(1 for at in times if start <= at < end)
 
 
@@ -360,7 +376,7 @@ def gather_facts(message: Any, now: datetime) -> tuple[SendFacts, Recipient]:
         quiet = QuietHours.from_strings(recipient.client.quiet_start, recipient.client.quiet_end)
         if is_quiet(now, zone, quiet):
             quiet_until = defer_question(now, zone, quiet)
-        count = _sent_today(pre.sent_times.get(message.to_number, []), now, zone)
+        count = _sent_today(facts.sent, now, zone)
     return SendFacts(
         purpose=message.purpose,
         template=message.template,

@@ -278,6 +278,23 @@ def test_the_daily_cap_drops_the_seventh_text_but_never_a_reply_or_a_crisis(peop
     assert reload(tomorrow).status == "sent"
 
 
+def test_the_cap_counts_from_the_first_instant_of_the_local_day(people, sms, settings):
+    # New York midnight on T0's day is 05:00 UTC: a text sent then counts, one sent a
+    # microsecond before it (yesterday, local) does not.
+    midnight = T0.replace(hour=5)
+    for n, at in enumerate([midnight - timedelta(microseconds=1)] + [midnight] * 5):
+        message = prompt_for(people.carol, idempotency_key=f"s{n}")
+        message.status, message.sent_at = "sent", at
+    sixth = prompt_for(people.carol, idempotency_key="sixth")
+    db.session.commit()
+    assert run(sms, settings) == 1
+    assert reload(sixth).status == "sent"
+    seventh = prompt_for(people.carol, idempotency_key="seventh", now=later(T0, minutes=1))
+    db.session.commit()
+    assert run(sms, settings, later(T0, minutes=1)) == 0
+    assert (reload(seventh).status, reload(seventh).error_message) == ("skipped", "daily cap")
+
+
 def test_replies_do_not_count_toward_the_cap(people, sms, settings):
     for n in range(8):
         message = queue(people.carol.phone, purpose="reply", client_id=people.carol.id,
