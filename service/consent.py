@@ -101,7 +101,12 @@ def latest_sms_consent_rows(subjects: Iterable[Subject]) -> dict[str, Row[Any]]:
     Each row has subject_key, version, granted, revoked_at and phone; nothing is loaded into
     the session, so a sweep deciding for hundreds of people pays for those columns only.
     """
-    keys = sorted({subject_key(subject) for subject in subjects})
+    return latest_sms_consent_rows_by_key(subject_key(subject) for subject in subjects)
+
+
+def latest_sms_consent_rows_by_key(subject_keys: Iterable[str]) -> dict[str, Row[Any]]:
+    """`latest_sms_consent_rows` for people named by their `subject_key`s."""
+    keys = sorted(set(subject_keys))
     latest: dict[str, Row[Any]] = {}
     if not keys:
         return latest

@@ -67,10 +67,16 @@ _C = CheckIn.__table__.c
 Due = Row[Any]
 _DUE_COLUMNS = ("id", "practice_id", "client_id", "source_type", "source_id", "occurrence",
                 "event_at", "due_at", "reminder_at", "verifier_contact_id")  # fmt: skip
-Ready = tuple[Due, Client, MeetingPlan | Commitment, SupportContact | None]
+# A client as the sweep reads it: a plain row of what its decisions and texts use.
+ClientRow = Row[Any]
+_CLIENT_COLUMNS = ("id", "practice_id", "display_name", "phone", "timezone", "language",
+                   "recovery_path", "quiet_start", "quiet_end", "status", "paused_until")  # fmt: skip
+Ready = tuple[Due, ClientRow, MeetingPlan | Commitment, SupportContact | None]
 
 
-def client_block_reason(client: Client, source: MeetingPlan | Commitment, row: Due) -> str | None:
+def client_block_reason(
+    client: Client | ClientRow, source: MeetingPlan | Commitment, row: Due
+) -> str | None:
     """Return why nobody may be asked about this check-in (paused, discharged …), or None."""
     return not_plannable(source, client) or paused_reason(source, client, row.occurrence)
 
@@ -128,7 +134,7 @@ def _due(*criteria: Any, order: Any) -> Select[Any]:
 class _Facts:
     """What one batch of due check-ins needs to decide, loaded in a few IN queries."""
 
-    clients: dict[str, Client]
+    clients: dict[str, ClientRow]
     sources: dict[tuple[str, str], SourceFacts]
     contacts: dict[str, SupportContact]
     opted_out: set[str]
@@ -137,7 +143,7 @@ class _Facts:
 
     @classmethod
     def load(cls, rows: Sequence[Due]) -> _Facts:
-        clients = _by_id(Client, {row.client_id for row in rows})
+        clients = _client_rows({row.client_id for row in rows})
         contacts = _by_id(
             SupportContact, {row.verifier_contact_id for row in rows if row.verifier_contact_id}
         )
@@ -151,20 +157,22 @@ class _Facts:
             stmt = select(*columns).select_from(joined).where(id_in(model.__table__.c.id, ids))
             for found in db.session.execute(stmt):
                 sources[(source_type, found.id)] = SourceFacts.from_row(source_type, found)
-        people: list[Client | SupportContact] = [*clients.values(), *contacts.values()]
+        people: list[ClientRow | SupportContact] = [*clients.values(), *contacts.values()]
         return cls(
             clients=clients,
             sources=sources,
             contacts=contacts,
             opted_out=consent.opted_out_among(person.phone for person in people),
-            sms=consent.latest_sms_consent_rows(people),
+            sms=consent.latest_sms_consent_rows_by_key(_subject_key(p) for p in people),
             disclosures=consent.latest_disclosure_rows(contacts.values()),
         )
 
     def source(self, row: Due) -> SourceFacts | None:
         return self.sources.get((row.source_type, row.source_id))
 
-    def recipient_block_reason(self, subject: Client | SupportContact, today: date) -> str | None:
+    def recipient_block_reason(
+        self, subject: ClientRow | SupportContact, today: date
+    ) -> str | None:
         """`recipient_block_reason` on the prefetched consents and opt-outs."""
         if isinstance(subject, SupportContact):
             if subject.archived_at is not None:
@@ -173,13 +181,30 @@ class _Facts:
                 return "verifier_cannot_confirm"
         if subject.phone in self.opted_out:
             return "opted_out"
-        if not consent.sms_consent_in_effect(subject, self.sms.get(consent.subject_key(subject))):
+        if not consent.sms_consent_in_effect(subject, self.sms.get(_subject_key(subject))):
             return "no_sms_consent"
         if isinstance(subject, SupportContact) and not consent.disclosure_version_allows(
             subject, self.disclosures.get(subject.id), "checkins", today
         ):
             return "no_disclosure_consent"
         return None
+
+
+def _subject_key(person: ClientRow | SupportContact) -> str:
+    """`consent.subject_key` of a client row or a contact."""
+    if isinstance(person, SupportContact):
+        return consent.subject_key(person)
+    return f"client:{person.id}"
+
+
+def _client_rows(ids: set[str]) -> dict[str, ClientRow]:
+    if not ids:
+        return {}
+    table = Client.__table__
+    stmt = select(*(table.c[name] for name in _CLIENT_COLUMNS)).where(
+        id_in(table.c.id, sorted(ids))
+    )
+    return {row.id: row for row in db.session.execute(stmt)}
 
 
 def _by_id(model: type[Any], ids: set[str]) -> dict[str, Any]:
@@ -216,7 +241,7 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
 def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     facts = _Facts.load(rows)
     dropped: list[Due] = []
-    wanted: list[tuple[Due, Client]] = []
+    wanted: list[tuple[Due, ClientRow]] = []
     for row in rows:
         client = facts.clients.get(row.client_id)
         source = facts.source(row)
@@ -280,7 +305,7 @@ def _today(zone: str, now: datetime) -> date:
     return now.astimezone(get_zone(zone)).date()
 
 
-def _reminder_body(client: Client, row: Due, now: datetime) -> str:
+def _reminder_body(client: ClientRow, row: Due, now: datetime) -> str:
     tz = get_zone(client.timezone)
     day = "today" if row.event_at.astimezone(tz).date() == now.astimezone(tz).date() else "tomorrow"
     return render("reminder_meeting", client.language, time=row.occurrence.time(), day=day)
@@ -436,7 +461,7 @@ def _closes(source: Source, sent_at: datetime) -> datetime:
 
 def _prompt_text(
     row: Due,
-    client: Client,
+    client: ClientRow,
     source: Source,
     contact: SupportContact | None,
     code: str | None,
