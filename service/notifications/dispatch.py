@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, not_, select, update
 
 from service.db import db, id_in
 from service.events import append_events
@@ -233,42 +233,50 @@ class _Run:
         number keeps its place: near the limit the run waits for the number rather than
         sending later texts instead. Paced runs pass None: waiting would leave slots unused.
         """
-        busy = {f.message.to_number for f in (*self.inflight.values(), *self.ready)}
-        for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
-            stmt = (
-                select(_M.c.id, _M.c.to_number)
-                .where(
-                    _M.c.status == "queued",
-                    _M.c.direction == "outbound",
-                    _M.c.send_after <= self.now,
-                )
-                .order_by(_M.c.send_after, _M.c.id)
-                .limit(2 * room + len(busy) + _CANDIDATE_SLACK)
-                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite relies on the rowcount
+        busy = sorted({f.message.to_number for f in (*self.inflight.values(), *self.ready)})
+        # The due texts in order (locked on PostgreSQL; other dispatchers' locked rows are
+        # skipped), each with its place and whether it is the first to its number.
+        candidates = (
+            select(_M.c.id, _M.c.to_number, _M.c.send_after)
+            .where(
+                _M.c.status == "queued",
+                _M.c.direction == "outbound",
+                _M.c.send_after <= self.now,
             )
-            if self.message_ids is not None:
-                stmt = stmt.where(id_in(_M.c.id, self.message_ids))
-            ids: list[str] = []
-            numbers = set(busy)
-            passed = 0  # texts before the last one taken, left for a later claim
-            for message_id, number in db.session.execute(stmt):
-                if len(ids) >= room or (left is not None and len(ids) + passed >= left):
-                    break
-                if number in numbers:
-                    passed += 1
-                    continue
-                ids.append(message_id)
-                numbers.add(number)
-            if not ids:
-                return []
+            .order_by(_M.c.send_after, _M.c.id)
+            .limit(2 * room + len(busy) + _CANDIDATE_SLACK)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's UPDATE holds the lock
+        )
+        if self.message_ids is not None:
+            candidates = candidates.where(id_in(_M.c.id, self.message_ids))
+        cand = candidates.subquery("cand")
+        in_order = (cand.c.send_after, cand.c.id)
+        ranked = select(
+            cand.c.id,
+            cand.c.to_number,
+            func.row_number().over(order_by=in_order).label("place"),
+            func.row_number().over(partition_by=cand.c.to_number, order_by=in_order).label("nth"),
+        ).subquery("ranked")
+        # The first text to each number not in flight or waiting, in order, up to `room`;
+        # with `left`, only among the first `left` due texts (a text passed over keeps its
+        # place).
+        chosen = (
+            select(ranked.c.id)
+            .where(ranked.c.nth == 1, not_(id_in(ranked.c.to_number, busy)))
+            .order_by(ranked.c.place)
+            .limit(room)
+        )
+        if left is not None:
+            chosen = chosen.where(ranked.c.place <= left)
+        for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
             at = self.clock()
-            # The rows this claim won, as the UPDATE left them (read back in the same
-            # statement, only the columns dispatch uses).
+            # The claim and the rows it won, as the UPDATE left them (only the columns
+            # dispatch uses), in one statement.
             won = [
                 gate.Claimed(*row)
                 for row in db.session.execute(
                     update(_M)
-                    .where(id_in(_M.c.id, ids), _M.c.status == "queued")
+                    .where(_M.c.id.in_(chosen.scalar_subquery()), _M.c.status == "queued")
                     .values(status="sending", claimed_at=at, attempts=_M.c.attempts + 1,
                             updated_at=at)
                     .returning(*gate.CLAIMED_COLUMNS)
@@ -278,8 +286,11 @@ class _Run:
             # of these texts can reach the provider.
             self._commit()
             if won:
-                order = {message_id: n for n, message_id in enumerate(ids)}
-                return sorted(won, key=lambda m: order[m.id])
+                return sorted(won, key=lambda m: (m.send_after, m.id))
+            lost = db.session.execute(chosen.limit(1)).first() is not None
+            db.session.commit()  # the check's row locks (PostgreSQL) go at once
+            if not lost:
+                return []  # nothing claimable, rather than a race lost to another dispatcher
         return []
 
     def _check(self, batch: list[gate.Claimed]) -> None:

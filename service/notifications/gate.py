@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, case, func, literal, select
@@ -298,6 +299,7 @@ def recipient_of(message: Any) -> Recipient:
     return _inputs(message, pre.now if pre is not None else utcnow())[0].recipient
 
 
+@lru_cache(maxsize=256)  # a pure function of its arguments; a batch shares a few zones
 def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
     """Return the UTC bounds [start, end) of the local calendar day containing now."""
     tz = get_zone(zone)
@@ -305,6 +307,13 @@ def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
     start = resolve_local(datetime.combine(today, datetime.min.time()), tz)
     end = resolve_local(datetime.combine(today + timedelta(days=1), datetime.min.time()), tz)
     return start, end
+
+
+@lru_cache(maxsize=256)  # a pure function of its arguments; a batch shares a few zones
+def _quiet_until(now: datetime, zone: str, start: str, end: str) -> datetime | None:
+    """Return when the recipient's quiet hours end if now is inside them, else None."""
+    quiet = QuietHours.from_strings(start, end)
+    return defer_question(now, zone, quiet) if is_quiet(now, zone, quiet) else None
 
 
 def _sent_today(sent: str | None, now: datetime, zone: str) -> int:
@@ -373,9 +382,8 @@ def gather_facts(message: Any, now: datetime) -> tuple[SendFacts, Recipient]:
     quiet_until = None
     count = 0
     if person and zone and recipient.client is not None:
-        quiet = QuietHours.from_strings(recipient.client.quiet_start, recipient.client.quiet_end)
-        if is_quiet(now, zone, quiet):
-            quiet_until = defer_question(now, zone, quiet)
+        client = recipient.client
+        quiet_until = _quiet_until(now, zone, client.quiet_start, client.quiet_end)
         count = _sent_today(facts.sent, now, zone)
     return SendFacts(
         purpose=message.purpose,
