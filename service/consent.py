@@ -131,7 +131,8 @@ def opted_out_among(phones: Iterable[str]) -> set[str]:
     wanted = sorted(set(phones))
     if not wanted:
         return set()
-    return set(db.session.scalars(select(OptOut.phone).where(id_in(OptOut.phone, wanted))))
+    phone = OptOut.__table__.c.phone  # a Core statement: no ORM compile state for one column
+    return set(db.session.scalars(select(phone).where(id_in(phone, wanted))))
 
 
 def record_sms_consent(
