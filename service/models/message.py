@@ -21,6 +21,8 @@ class Message(db.Model):
         CheckConstraint(sql_in("purpose", MESSAGE_PURPOSES), name="purpose"),
         Index("ix_messages_client_created", "client_id", "created_at"),
         Index("ix_messages_to_created", "to_number", "created_at"),
+        # The daily cap: when the texts to one number reached the provider, by time.
+        Index("ix_messages_to_sent", "to_number", "sent_at"),
         Index("ix_messages_from_created", "from_number", "created_at"),
         Index("ix_messages_practice_id", "practice_id", "id"),
         # Closing a check-in looks up its prompt to see whether it was ever sent.
