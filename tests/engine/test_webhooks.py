@@ -107,17 +107,15 @@ def test_a_new_endpoint_shows_its_secret_once_and_lists_without_it(
     shown = client.get(f"/api/v1/webhooks/{made['id']}", headers=admin.headers)
     assert shown.get_json()["url"] == receiver.url and "secret" not in shown.get_json()
     assert (
-        client.get(f"/api/v1/webhooks/{made['id']}", headers=harbor_admin.headers).status_code == 404
+        client.get(f"/api/v1/webhooks/{made['id']}", headers=harbor_admin.headers).status_code
+        == 404
     )
     stored = db.session.get(WebhookEndpoint, made["id"])
     assert made["secret"] not in stored.secret_encrypted
     assert client.get("/api/v1/webhooks", headers=harbor_admin.headers).get_json()["items"] == []
     gone = client.delete(f"/api/v1/webhooks/{made['id']}", headers=harbor_admin.headers)
     assert gone.status_code == 404
-    assert (
-        client.delete(f"/api/v1/webhooks/{made['id']}", headers=admin.headers).status_code
-        == 204
-    )
+    assert client.delete(f"/api/v1/webhooks/{made['id']}", headers=admin.headers).status_code == 204
     assert client.get("/api/v1/webhooks", headers=admin.headers).get_json()["items"] == []
     actions = {a.action for a in db.session.scalars(select(AuditEntry))}
     assert {"webhook.create", "webhook.list", "webhook.delete"} <= actions
