@@ -35,7 +35,16 @@ def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
     from service.db import db
     from service.misses import history_stmt, prompts_stmt
     from service.models import CheckIn, Message
+    from service.notifications import gate
 
+    texts = list(
+        db.session.scalars(
+            select(Message.id)
+            .where(Message.direction == "outbound", Message.purpose == "prompt")
+            .order_by(Message.created_at.desc())
+            .limit(32)
+        )
+    )
     # A closing batch: 100 check-ins of distinct sources (the escalation's chunk).
     batch = list(
         db.session.scalars(
@@ -47,10 +56,12 @@ def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
         )
     )
     return [
-        ("dispatch", "claim the next queued text (copy of _claim_next)",
+        ("dispatch", "due queued texts in order (the claim's candidate scan)",
          select(Message.id).where(Message.status == "queued", Message.direction == "outbound",
                                   Message.send_after <= now)
-         .order_by(Message.send_after, Message.id).limit(1).with_for_update(skip_locked=True)),
+         .order_by(Message.send_after, Message.id).limit(80).with_for_update(skip_locked=True)),
+        ("dispatch", "a claimed batch's gate facts (gate.facts_statement, 32 texts)",
+         gate.facts_statement(texts).params(**gate.send_window(now))),
         ("detect_misses_and_skips", "a closing batch's prompts (prompts_stmt, 100 check-ins)",
          prompts_stmt([row.id for row in batch])),
         ("detect_misses_and_skips", "runs of misses for escalation (history_stmt, 100 sources)",

@@ -146,8 +146,11 @@ class Prefetched:
 _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", default=None)
 
 
-def _facts_statement(ids: Sequence[str]):  # noqa: ANN202
-    """The batch's facts query: one row per message id, every recipient fact joined."""
+def facts_statement(ids: Sequence[str]):  # noqa: ANN202
+    """The batch's facts query: one row per message id, every recipient fact joined.
+
+    Bind `send_window(now)` when running it (the daily cap's send times).
+    """
     dialect = db.session.get_bind().dialect.name
     base = _FACTS_SELECT.get(dialect)
     if base is None:
@@ -262,14 +265,18 @@ def _facts_of(row: Sequence[Any]) -> _Facts:
     )
 
 
+def send_window(now: datetime) -> dict[str, datetime]:
+    """The daily cap's reach: every zone's local day around `now` lies within it."""
+    return {"sent_from": now - _DAY_MARGIN, "sent_until": now + _DAY_MARGIN}
+
+
 def prefetch(messages: Sequence[Any], now: datetime) -> Prefetched:
     """Read every input the gate needs for these messages in one statement."""
     pre = Prefetched(now=now)
     if not messages:
         return pre
-    stmt = _facts_statement([m.id for m in messages])
-    window = {"sent_from": now - _DAY_MARGIN, "sent_until": now + _DAY_MARGIN}
-    pre.facts = {row[0]: _facts_of(row) for row in db.session.execute(stmt, window)}
+    stmt = facts_statement([m.id for m in messages])
+    pre.facts = {row[0]: _facts_of(row) for row in db.session.execute(stmt, send_window(now))}
     return pre
 
 
