@@ -71,6 +71,9 @@ class RecordedRequest:
     username: str | None
     password: str | None
     headers: dict[str, str]
+    # False when the client hung up before sending the whole body (a process killed mid-send):
+    # Twilio acts on no such request, and neither does the fake.
+    complete: bool = True
 
 
 @dataclass
@@ -198,9 +201,14 @@ class FakeTwilio:
             message["date_updated"] = _rfc2822(self.now())
 
     def posts(self) -> list[RecordedRequest]:
-        """Return the recorded POSTs that tried to create a message."""
+        """Return the recorded POSTs that tried to create a message (whole requests only)."""
         with self._lock:
-            return [r for r in self.requests if r.method == "POST"]
+            return [r for r in self.requests if r.method == "POST" and r.complete]
+
+    def torn_posts(self) -> list[RecordedRequest]:
+        """Return the POSTs whose client hung up before the body was all sent."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and not r.complete]
 
     def _next_failure(self) -> _Failure | None:
         with self._lock:
@@ -533,7 +541,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
+        body = self.rfile.read(length) if length else b""
+        complete = len(body) == length
+        raw = body.decode(errors="replace")
         form_lists = parse_qs(raw, keep_blank_values=True) if method == "POST" else {}
         user, password = self._credentials()
         record = RecordedRequest(
@@ -545,9 +555,12 @@ class _Handler(BaseHTTPRequestHandler):
             username=user,
             password=password,
             headers=dict(self.headers.items()),
+            complete=complete,
         )
         with fake._lock:
             fake.requests.append(record)
+        if not complete:
+            return  # the client is gone: nothing is created and there is no one to answer
 
         created = _MESSAGES_RE.match(parts.path)
         fetched = _MESSAGE_RE.match(parts.path)

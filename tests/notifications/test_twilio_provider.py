@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
@@ -542,3 +543,22 @@ def test_random_failures_are_reproducible() -> None:
     first = pattern(7)
     assert first == pattern(7)
     assert True in first and False in first
+
+
+def test_a_post_cut_off_mid_body_creates_nothing_and_is_not_counted(fake_twilio):
+    # A dispatcher killed while sending leaves half a request; Twilio acts on none of it.
+    address = urlsplit(fake_twilio.base_url)
+    body = b"To=%2B15005550101&From=%2B15005550006&Body=Steadfast%3A+hello"
+    head = (
+        f"POST /2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(head + body[:20])
+    deadline = time.monotonic() + 5
+    while not fake_twilio.torn_posts() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fake_twilio.torn_posts()) == 1
+    assert fake_twilio.posts() == []
+    assert fake_twilio.messages == {}
