@@ -56,7 +56,10 @@ class MeetingFacts:
 
 @dataclass(frozen=True, slots=True)
 class ClientFacts:
-    """What planning reads of a client (the planning sweep's stand-in for the entity)."""
+    """What the sweeps read of a client: planning's and the send gate's stand-in for the entity.
+
+    `phone` is read by the gate only (planning leaves it None).
+    """
 
     id: str
     status: str
@@ -64,6 +67,7 @@ class ClientFacts:
     timezone: str
     quiet_start: str
     quiet_end: str
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

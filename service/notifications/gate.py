@@ -31,6 +31,7 @@ from service.models import (
     SupportContact,
 )
 from service.notifications.policy import Decision, SendFacts, disclosure_scope, send_decision
+from service.planning import ClientFacts
 from service.quiet_hours import QuietHours, defer_question, is_quiet
 from service.schedule import get_zone, resolve_local
 
@@ -77,17 +78,6 @@ CLAIMED_COLUMNS = tuple(
         "send_after", "expires_at", "claimed_at", "created_at",
     )
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class ClientFacts:
-    id: str
-    status: str
-    paused_until: date | None
-    timezone: str
-    quiet_start: str
-    quiet_end: str
-    phone: str
 
 
 @dataclass(frozen=True, slots=True)
