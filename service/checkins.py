@@ -7,11 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, or_, select, update
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, quotas
-from service.db import db
+from service.db import db, id_in
 from service.escalation import occurrence_label
 from service.horizon import horizon_hours
 from service.models import CheckIn, Client, Commitment, MeetingPlan, SupportContact
@@ -23,6 +22,7 @@ ANSWERS = {"confirm": "confirmed", "decline": "declined"}
 CORRECTIONS = ("confirmed", "declined", "excused")
 # A reply this long after a prompt closed still counts as a late reply to it.
 LATE_REPLY_WINDOW = timedelta(hours=24)
+_NO_TIME = datetime.min
 
 
 def replan_source(source_type: str, source_id: str, *, now: datetime) -> None:
@@ -149,18 +149,25 @@ def _after_outcome(checkin: CheckIn, now: datetime) -> None:
 
 
 def prompts_to_phone_stmt(phone: str) -> Select[tuple[CheckIn]]:
-    """Select the check-ins whose verifier (the client or a contact) has this number."""
-    contact = aliased(SupportContact)
-    return (
-        select(CheckIn)
-        .join(Client, Client.id == CheckIn.client_id)
-        .outerjoin(contact, contact.id == CheckIn.verifier_contact_id)
-        .where(
-            or_(
-                and_(CheckIn.verifier_contact_id.is_(None), Client.phone == phone),
-                contact.phone == phone,
-            )
-        )
+    """Select the check-ins whose verifier (the client or a contact) has this number.
+
+    A verifier is always a contact of the check-in's own client (plans.resolve_verifier), so
+    the rows to read are those of the clients who have the number or whose contact has it,
+    found through ix_clients_phone and ix_support_contacts_phone and then each client's own
+    check-ins by index: the cost follows those clients, not every open prompt of every
+    practice (an OR across the two joined phones made PostgreSQL scan them all).
+    """
+    client_ids = select(Client.id).where(Client.phone == phone)
+    contact_ids = select(SupportContact.id).where(SupportContact.phone == phone)
+    owners = client_ids.union_all(
+        select(SupportContact.client_id).where(SupportContact.phone == phone)
+    )
+    return select(CheckIn).where(
+        CheckIn.client_id.in_(owners),
+        or_(
+            and_(CheckIn.verifier_contact_id.is_(None), CheckIn.client_id.in_(client_ids)),
+            CheckIn.verifier_contact_id.in_(contact_ids),
+        ),
     )
 
 
@@ -176,36 +183,47 @@ def open_prompts_for(phone: str, now: datetime) -> list[CheckIn]:
 def open_prompt_codes_for_phones(phones: Iterable[str]) -> dict[str, list[tuple[str, str | None]]]:
     """Return (id, prompt_code) of each number's open prompts, oldest prompt first.
 
-    The batch form of `open_prompts_for` for the prompt sweep, which needs only the codes.
+    The batch form of `open_prompts_for` for the prompt sweep, which needs only the codes:
+    per chunk of numbers, the clients and contacts who have them (by their phone indexes),
+    then those clients' prompted check-ins (by ix_checkins_client_status_updated).
     """
     wanted = sorted(set(phones))
     found: dict[str, list[tuple[str, str | None]]] = {phone: [] for phone in wanted}
-    contact = aliased(SupportContact)
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        stmt = (
-            select(
-                CheckIn.id,
-                CheckIn.prompt_code,
-                CheckIn.verifier_contact_id,
-                Client.phone,
-                contact.phone,
-            )  # fmt: skip
-            .join(Client, Client.id == CheckIn.client_id)
-            .outerjoin(contact, contact.id == CheckIn.verifier_contact_id)
-            .where(
-                CheckIn.status == "prompted",
-                or_(
-                    and_(CheckIn.verifier_contact_id.is_(None), Client.phone.in_(chunk)),
-                    contact.phone.in_(chunk),
-                ),
-            )
-            .order_by(CheckIn.prompted_at, CheckIn.id)
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        client_phone: dict[str, str] = dict(
+            db.session.execute(
+                select(Client.id, Client.phone).where(id_in(Client.phone, chunk))
+            ).all()
         )
-        for row_id, code, verifier, client_phone, contact_phone in db.session.execute(stmt):
-            phone = contact_phone if verifier is not None else client_phone
-            if phone in found:
-                found[phone].append((row_id, code))
+        contact_phone: dict[str, str] = {}
+        owners = set(client_phone)
+        contacts = select(SupportContact.id, SupportContact.client_id, SupportContact.phone).where(
+            id_in(SupportContact.phone, chunk)
+        )
+        for contact_id, client_id, phone in db.session.execute(contacts):
+            contact_phone[contact_id] = phone
+            owners.add(client_id)
+        if not owners:
+            continue
+        stmt = select(
+            CheckIn.id,
+            CheckIn.prompt_code,
+            CheckIn.verifier_contact_id,
+            CheckIn.client_id,
+            CheckIn.prompted_at,
+        ).where(CheckIn.status == "prompted", id_in(CheckIn.client_id, owners))
+        rows = []
+        for row_id, code, verifier, client_id, prompted_at in db.session.execute(stmt):
+            phone = (
+                contact_phone.get(verifier) if verifier is not None else client_phone.get(client_id)
+            )
+            if phone is not None:
+                rows.append((prompted_at is None, prompted_at or _NO_TIME, row_id, code, phone))
+        # ORDER BY prompted_at, id as the per-number query does (a prompted row has its time).
+        rows.sort(key=lambda r: r[:3])
+        for _, _, row_id, code, phone in rows:
+            found[phone].append((row_id, code))
     return found
 
 
