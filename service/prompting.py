@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import random
 from collections import defaultdict
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select, text, update
+from sqlalchemy import Row, Select, String, bindparam, column, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -60,6 +62,7 @@ _KIND_ACTION = {
     "custom": "checkin",
 }
 _rng = random.SystemRandom()
+_ALL_CODES = frozenset(ALL_CODES)
 # A check-in ready to be asked, with what its text needs.
 _C = CheckIn.__table__.c
 # A due check-in as the sweep reads it: a plain row of the columns below, not an ORM object
@@ -142,11 +145,11 @@ class _Facts:
     disclosures: dict[str, Row[Any]]  # the latest disclosure version's columns, by contact
 
     @classmethod
-    def load(cls, rows: Sequence[Due]) -> _Facts:
+    def load(cls, rows: Sequence[Due], *, verifiers: bool = True) -> _Facts:
+        """Load the batch's facts; without `verifiers`, those of the clients only (reminders)."""
         clients = _client_rows({row.client_id for row in rows})
-        contacts = _by_id(
-            SupportContact, {row.verifier_contact_id for row in rows if row.verifier_contact_id}
-        )
+        contact_ids = {row.verifier_contact_id for row in rows if row.verifier_contact_id}
+        contacts = _by_id(SupportContact, contact_ids) if verifiers else {}
         sources: dict[tuple[str, str], SourceFacts] = {}
         for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
             ids = {row.source_id for row in rows if row.source_type == source_type}
@@ -239,7 +242,8 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
 
 
 def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
-    facts = _Facts.load(rows)
+    # A reminder goes to the client alone: its verifier's facts are not read.
+    facts = _Facts.load(rows, verifiers=False)
     dropped: list[Due] = []
     wanted: list[tuple[Due, ClientRow]] = []
     for row in rows:
@@ -369,75 +373,82 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             {"phones": phones},
         )
     open_by_phone = open_prompt_codes_for_phones(phones)
-    claimed = _update_where(
-        [row for group in ready.values() for row, _client, _source, _contact in group],
+    planned: list[tuple[Ready, str, str | None, datetime]] = []
+    short: set[str] = set()  # rows left without a code when the number's codes ran out
+    recoded: list[tuple[str, str | None]] = []
+    for phone, group in ready.items():
+        already_open = open_by_phone.get(phone, [])
+        coded = len(already_open) + len(group) > 1
+        codes: Iterator[str | None] = iter(())
+        if coded:
+            uncoded = [open_id for open_id, code in already_open if not code]
+            taken = {code for _id, code in already_open if code}
+            codes = iter(_codes_for(taken, len(uncoded), len(group)))
+            recoded += [(open_id, next(codes)) for open_id in uncoded]
+        for entry in group:
+            code = next(codes, None) if coded else None
+            if coded and code is None:
+                short.add(entry[0].id)
+            planned.append((entry, phone, code, _closes(entry[2], now)))
+    # The claim: each row still scheduled becomes prompted with its own window and code, in
+    # one statement (a row someone else changed meanwhile is left alone, as is its code).
+    claimed = _update_each(
+        [(entry[0].id, closes_at, code) for entry, _phone, code, closes_at in planned],
+        ("closes_at", "prompt_code"),
         {"status": "prompted", "prompted_at": now, "updated_at": now},
         _C.status == "scheduled",
         _C.skip_reason.is_(None),
     )
-    finals: list[dict[str, Any]] = []
-    recoded: list[dict[str, Any]] = []
+    if short & claimed:
+        raise ValueError("every prompt code is taken")
     texts: list[dict[str, Any]] = []
     events: list[dict[str, object]] = []
-    for phone, group in ready.items():
-        already_open = open_by_phone.get(phone, [])
-        coded = len(already_open) + len(group) > 1
-        fresh: Iterator[str] = iter(())
-        if coded:
-            uncoded = [open_id for open_id, code in already_open if not code]
-            mine = sum(1 for entry in group if entry[0].id in claimed)
-            taken = {code for _id, code in already_open if code}
-            fresh = iter(_new_codes(taken, len(uncoded) + mine))
-            recoded += [{"b_id": open_id, "b_code": next(fresh)} for open_id in uncoded]
-        for row, client, source, contact in group:
-            if row.id not in claimed:
-                continue
-            code = next(fresh) if coded else None
-            closes_at = _closes(source, now)
-            finals.append({"b_id": row.id, "b_closes_at": closes_at, "b_code": code})
-            recipient = contact or client
-            template, body = _prompt_text(row, client, source, contact, code)
-            texts.append({
-                "practice_id": row.practice_id,
-                "to": phone,
-                "body": body,
-                "purpose": "prompt",
-                "template": template,
-                "idempotency_key": f"prompt:{row.id}:{recipient.id}",
-                "now": now,
-                "client_id": client.id,
-                "contact_id": contact.id if contact else None,
-                "checkin_id": row.id,
-                "expires_at": closes_at,
-            })  # fmt: skip
-            events.append(checkin_event_values(
-                "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
-            ))  # fmt: skip
-            logger.info("prompted check-in %s to %s", row.id, mask(phone))
-    table = CheckIn.__table__
+    for (row, client, source, contact), phone, code, closes_at in planned:
+        if row.id not in claimed:
+            continue
+        recipient = contact or client
+        template, body = _prompt_text(row, client, source, contact, code)
+        texts.append({
+            "practice_id": row.practice_id,
+            "to": phone,
+            "body": body,
+            "purpose": "prompt",
+            "template": template,
+            "idempotency_key": f"prompt:{row.id}:{recipient.id}",
+            "now": now,
+            "client_id": client.id,
+            "contact_id": contact.id if contact else None,
+            "checkin_id": row.id,
+            "expires_at": closes_at,
+        })  # fmt: skip
+        events.append(checkin_event_values(
+            "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
+        ))  # fmt: skip
+        logger.info("prompted check-in %s to %s", row.id, mask(phone))
     if recoded:
         # Prompts already open get their codes now that the number has several.
-        db.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(prompt_code=bindparam("b_code")),
-            recoded,
-        )
-        for values in recoded:
-            row = db.session.identity_map.get(identity_key(CheckIn, values["b_id"]))
-            if row is not None:
-                set_committed_value(row, "prompt_code", values["b_code"])
-    if finals:
-        # The claim above made these rows ours; now each gets its own window and code.
-        db.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(closes_at=bindparam("b_closes_at"), prompt_code=bindparam("b_code")),
-            finals,
-        )
+        _update_each(recoded, ("prompt_code",), {})
+        for open_id, code in recoded:
+            loaded = db.session.identity_map.get(identity_key(CheckIn, open_id))
+            if loaded is not None:
+                set_committed_value(loaded, "prompt_code", code)
     enqueue_messages(texts)
     append_events(events)
     return len(texts)
+
+
+def _codes_for(taken: set[str], uncoded: int, group: int) -> list[str]:
+    """Codes for a number's `uncoded` open prompts, then for up to `group` new ones.
+
+    The new prompts are coded before the claim, so each may get a code it ends up not
+    using; when the free codes cannot cover all of them, the later ones get none, and the
+    caller fails if a claimed prompt is among those (as drawing after the claim would).
+    """
+    used = {code.upper() for code in taken}
+    free = len(ALL_CODES) - len(used & _ALL_CODES) if used else len(ALL_CODES)
+    if free < uncoded:
+        raise ValueError("every prompt code is taken")
+    return _new_codes(taken, min(free, uncoded + group))
 
 
 def _new_codes(taken: set[str], count: int) -> list[str]:
@@ -498,6 +509,60 @@ def _update_where(rows: Sequence[Due], values: dict[str, Any], *conditions: Any)
         update(table)
         .where(id_in(table.c.id, [row.id for row in rows]), *conditions)
         .values(**values)
+        .returning(table.c.id)
+    )
+    return set(result.scalars())
+
+
+def _update_each(
+    keyed: Sequence[tuple[Any, ...]],
+    columns: tuple[str, ...],
+    values: dict[str, Any],
+    *conditions: Any,
+) -> set[str]:
+    """Give each row its own `columns` (and all of them `values`) in one UPDATE; return the ids.
+
+    `keyed` holds (id, one value per column) per row. The rows come as one derived table (an
+    unnest of arrays on PostgreSQL, a JSON list on SQLite), so the statement is the same for
+    any number of rows; only those still meeting `conditions` change (the claim).
+    """
+    if not keyed:
+        return set()
+    table = CheckIn.__table__
+    dialect = db.session.get_bind().dialect
+    types = [table.c[name].type for name in columns]
+    if dialect.name == "postgresql":
+        arrays = [bindparam(None, [entry[0] for entry in keyed], type_=ARRAY(String))] + [
+            bindparam(None, [entry[i + 1] for entry in keyed], type_=ARRAY(type_))
+            for i, type_ in enumerate(types)
+        ]
+        given: Any = (
+            func.unnest(*arrays)
+            .table_valued(
+                column("id", String),
+                *(column(name, type_) for name, type_ in zip(columns, types, strict=True)),
+            )
+            .render_derived(name="given")
+        )
+    else:
+        # The JSON carries each value as the column's own bind processing would store it.
+        procs = [type_.dialect_impl(dialect).bind_processor(dialect) for type_ in types]
+        listed = [
+            [entry[0], *(p(v) if p else v for p, v in zip(procs, entry[1:], strict=True))]
+            for entry in keyed
+        ]
+        each = func.json_each(json.dumps(listed)).table_valued("value")
+        given = select(
+            func.json_extract(each.c.value, "$[0]").label("id"),
+            *(
+                func.json_extract(each.c.value, f"$[{i + 1}]").label(name)
+                for i, name in enumerate(columns)
+            ),
+        ).subquery("given")
+    result = db.session.execute(
+        update(table)
+        .where(table.c.id == given.c.id, *conditions)
+        .values(**values, **{name: given.c[name] for name in columns})
         .returning(table.c.id)
     )
     return set(result.scalars())

@@ -1,0 +1,122 @@
+"""The prompt sweep's one-statement claim: each row its own window and code, as per-row UPDATEs would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import String, cast, select, update
+
+from service import prompting
+from service.db import db
+from service.jobs import sweeps
+from service.models import CheckIn, Client, OptOut
+from service.notifications.grammar import ALL_CODES
+from tests.engine.conftest import checkins_of, outbox
+from tests.factories import make_client, make_commitment, make_contact, make_meeting, make_plan
+
+T0 = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+_C = CheckIn.__table__.c
+
+
+def _planned(people, count: int) -> list[CheckIn]:
+    rows = []
+    for n in range(count):
+        client = make_client(
+            people.alice.therapist, display_name=f"Client{n} X.", phone=f"+1500555{n:04d}"
+        )
+        rows.append(make_commitment(client, verifier_contact_id=make_contact(client).id))
+    db.session.commit()
+    sweeps.plan_ahead(T0)
+    return [checkins_of(c.id)[0] for c in rows]
+
+
+def _stored(ids: list[str]) -> dict[str, tuple]:
+    db.session.expire_all()
+    # The closing time as stored too (SQLite keeps text: the same text as a per-row UPDATE's).
+    stored = cast(_C.closes_at, String)
+    stmt = select(
+        _C.id, _C.status, _C.prompted_at, _C.updated_at, _C.closes_at, _C.prompt_code, stored
+    )
+    return {row.id: tuple(row[1:]) for row in db.session.execute(stmt.where(_C.id.in_(ids)))}
+
+
+def test_update_each_stores_what_per_row_updates_store(people):
+    rows = _planned(people, 4)
+    ids = [row.id for row in rows]
+    now = datetime(2026, 12, 2, 1, 0, 12, 345678, tzinfo=UTC)
+    closes = [now + timedelta(minutes=n, microseconds=n) for n in range(4)]
+    codes = ["A1", None, "Z9", "B2"]
+    # The last row was changed by someone else: the claim leaves it (and its code) alone.
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[3]).values(skip_reason="gone"))
+    claimed = prompting._update_each(
+        list(zip(ids, closes, codes, strict=True)),
+        ("closes_at", "prompt_code"),
+        {"status": "prompted", "prompted_at": now, "updated_at": now},
+        _C.status == "scheduled",
+        _C.skip_reason.is_(None),
+    )
+    assert claimed == set(ids[:3])
+    fast = _stored(ids)
+    db.session.rollback()
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[3]).values(skip_reason="gone"))
+    for row_id, closes_at, code in list(zip(ids, closes, codes, strict=True))[:3]:
+        db.session.execute(
+            update(CheckIn.__table__)
+            .where(_C.id == row_id)
+            .values(status="prompted", prompted_at=now, updated_at=now, closes_at=closes_at,
+                    prompt_code=code)
+        )  # fmt: skip
+    assert fast == _stored(ids)
+    assert fast[ids[0]][3] == closes[0] and fast[ids[1]][4] is None
+    assert fast[ids[3]][0] == "scheduled" and fast[ids[3]][4] is None
+
+
+def test_codes_for_draws_for_the_open_ones_first_and_stops_when_codes_run_out():
+    taken = set(ALL_CODES[:-5])
+    codes = prompting._codes_for({c.lower() for c in taken}, 2, 10)
+    assert len(codes) == 5 and len(set(codes)) == 5 and not set(codes) & taken
+    with pytest.raises(ValueError, match="every prompt code is taken"):
+        prompting._codes_for(taken, 6, 0)
+    assert len(prompting._codes_for(set(), 1, 3)) == 4
+
+
+def test_a_claimed_prompt_left_without_a_code_fails_the_batch(people, monkeypatch):
+    (first,) = _planned(people, 1)
+    # Every code but one is taken by the number's open prompts: two new prompts cannot both
+    # be coded, so the sweep fails (and its transaction is not committed) instead of sending
+    # one of them without a code.
+    client = db.session.get(Client, first.client_id)
+    second = make_commitment(client, title="Other", verifier_contact_id=first.verifier_contact_id)
+    db.session.commit()
+    sweeps.plan_ahead(T0)
+    monkeypatch.setattr(
+        prompting,
+        "open_prompt_codes_for_phones",
+        lambda phones: {p: [(f"ci_{n}", c) for n, c in enumerate(ALL_CODES[:-1])] for p in phones},
+    )
+    with pytest.raises(ValueError, match="every prompt code is taken"):
+        sweeps.send_reminders_and_prompts(datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
+    db.session.rollback()
+    assert all(
+        c.status == "scheduled" for c in checkins_of(second.id) + checkins_of(first.source_id)
+    )
+
+
+def test_a_reminder_goes_to_the_client_whatever_the_verifier_may_be_sent(people):
+    # Reminder batches do not load verifiers: a sponsor who opted out, lost SMS consent and
+    # was archived stops neither the client's reminder nor its being queued once.
+    meeting = make_meeting(people.riverside.id, day=3, time="19:00", end_time="20:00")
+    sponsor = make_contact(people.carol, phone="+15005550177", sms_consent=False)
+    plan = make_plan(
+        people.carol, meeting, verifier_contact_id=sponsor.id, remind_minutes_before=60
+    )
+    db.session.add(OptOut(phone=sponsor.phone, created_at=T0))
+    sponsor.archived_at = T0
+    db.session.commit()
+    sweeps.plan_ahead(T0)
+    (row,) = checkins_of(plan.id)
+    assert row.reminder_at is not None and row.verifier_contact_id == sponsor.id
+    assert sweeps.send_reminders_and_prompts(row.reminder_at) == 1
+    (reminder,) = outbox(purpose="reminder")
+    assert reminder.to_number == people.carol.phone and reminder.checkin_id == row.id
