@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -24,11 +24,25 @@ def horizon_hours() -> int:
     return int(current_app.extensions["settings"].PLAN_HORIZON_HOURS)
 
 
-def planning_start(source: Source, client: Client, now: datetime) -> datetime:
-    """Return where planning resumes: the watermark, else when the source began to exist."""
-    zone_start = resolve_local(
-        datetime.combine(source.starts_on, datetime.min.time()), get_zone(client.timezone)
-    )
+def planning_start(
+    source: Source,
+    client: Client,
+    now: datetime,
+    *,
+    memo: dict[tuple[date, str], datetime] | None = None,
+) -> datetime:
+    """Return where planning resumes: the watermark, else when the source began to exist.
+
+    `memo` (one dict per planning batch) keeps each (starts_on, zone) midnight resolved once.
+    """
+    key = (source.starts_on, client.timezone)
+    zone_start = memo.get(key) if memo is not None else None
+    if zone_start is None:
+        zone_start = resolve_local(
+            datetime.combine(source.starts_on, datetime.min.time()), get_zone(client.timezone)
+        )
+        if memo is not None:
+            memo[key] = zone_start
     start = source.planned_until or max(source.created_at, zone_start)
     return max(start, now - MAX_CATCH_UP)
 
@@ -128,6 +142,7 @@ def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: date
     source_type = "meeting_plan" if model is MeetingPlan else "commitment"
     clients: dict[str, ClientFacts] = {}
     work: list[tuple[Source, Client, datetime]] = []
+    starts: dict[tuple[date, str], datetime] = {}
     for row in rows:
         if row.id not in claimed:
             continue
@@ -142,7 +157,7 @@ def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: date
                 row.client_quiet_end,
             )
         source = SourceFacts.from_row(source_type, row)
-        work.append((source, client, planning_start(source, client, now)))  # type: ignore[arg-type]
+        work.append((source, client, planning_start(source, client, now, memo=starts)))  # type: ignore[arg-type]
     # The ORM copies of these sources (if this session holds any) may lag the database.
     batch_ids = {row.id for row in rows}
     for obj in list(db.session.identity_map.values()):

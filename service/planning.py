@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,8 +14,22 @@ from sqlalchemy import select
 
 from service.db import db, id_in, insert_new_rows, new_id
 from service.escalation import occurrence_label
-from service.events import append_event, append_events
-from service.models import CheckIn, Client, Commitment, Meeting, MeetingPlan, SupportContact
+from service.events import (
+    EVENT_ROW_COLUMNS,
+    append_event,
+    append_event_rows,
+    append_events,
+    bind_values,
+)
+from service.models import (
+    CheckIn,
+    Client,
+    Commitment,
+    Event,
+    Meeting,
+    MeetingPlan,
+    SupportContact,
+)
 from service.quiet_hours import QuietHours, close_time, defer_question, place_reminder
 from service.schedule import (
     Occurrence,
@@ -103,39 +118,50 @@ class SourceFacts:
     @classmethod
     def from_row(cls, source_type: str, row: Any) -> SourceFacts:
         """Build from a row of `horizon.due_sources_stmt` (meeting columns `meeting_*`)."""
-        common = dict(
-            source_type=source_type,
-            id=row.id,
-            practice_id=row.practice_id,
-            client_id=row.client_id,
-            verifier_contact_id=row.verifier_contact_id,
-            starts_on=row.starts_on,
-            paused_until=row.paused_until,
-            archived_at=row.archived_at,
-            planned_until=row.planned_until,
-            created_at=row.created_at,
-            verifier_timezone=row.verifier_timezone,
-        )
+        # Positional, in field order: the planning sweep builds one per source.
         if source_type == "meeting_plan":
             return cls(
-                **common,
-                meeting=_meeting_facts(
+                source_type,
+                row.id,
+                row.practice_id,
+                row.client_id,
+                row.verifier_contact_id,
+                row.starts_on,
+                row.paused_until,
+                row.archived_at,
+                row.planned_until,
+                row.created_at,
+                row.verifier_timezone,
+                _meeting_facts(
                     row.meeting_active,
                     row.meeting_day,
                     row.meeting_time,
                     row.meeting_end_time,
                     row.meeting_timezone,
                 ),
-                remind_minutes_before=row.remind_minutes_before,
-                confirm_window_hours=row.confirm_window_hours,
+                row.remind_minutes_before,
+                row.confirm_window_hours,
             )
         return cls(
-            **common,
-            kind=row.kind,
-            rrule=row.rrule,
-            time=row.time,
-            grace_minutes=row.grace_minutes,
-            active=row.active,
+            source_type,
+            row.id,
+            row.practice_id,
+            row.client_id,
+            row.verifier_contact_id,
+            row.starts_on,
+            row.paused_until,
+            row.archived_at,
+            row.planned_until,
+            row.created_at,
+            row.verifier_timezone,
+            None,
+            0,
+            0,
+            row.kind,
+            row.rrule,
+            row.time,
+            row.grace_minutes,
+            row.active,
         )
 
 
@@ -407,7 +433,9 @@ def sync_sources(
     # were made in (as ids made one INSERT apart did), which is what listings page by.
     for values, row_id in zip(new_rows, sorted(new_id("ci") for _ in new_rows), strict=True):
         values["id"] = row_id
-    inserted = _insert_rows(new_rows)
+    # Cancellations and revivals first, then the planned rows' events: the order made in.
+    append_events(events)
+    inserted = _write_planned(new_rows, now)
     created = 0
     for source, source_type, wanted in plans:
         for values in wanted:
@@ -417,10 +445,6 @@ def sync_sources(
                 )
                 continue
             created += 1
-            events.append(
-                _event_values("checkin.planned", values, now, {"due_at": iso(values["due_at"])})
-            )
-    append_events(events)
     return created
 
 
@@ -436,18 +460,25 @@ def _existing_rows(
         if lo < hi:
             by_type.setdefault(source_type_of(source), []).append(source.id)
     found: dict[tuple[str, str], list[CheckIn]] = {}
+    table = CheckIn.__table__
+    # What the ORM query would flush first, so the probe below sees the same rows.
+    db.session.flush()
     for source_type, ids in by_type.items():
-        stmt = select(CheckIn).where(
-            CheckIn.source_type == source_type,
-            id_in(CheckIn.source_id, ids),
+        conditions = (
+            table.c.source_type == source_type,
+            id_in(table.c.source_id, ids),
             # The local occurrence is within a day or so of its instant in any zone;
             # bounding it too lets the unique (source, occurrence) index range-scan.
-            CheckIn.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
-            CheckIn.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
-            CheckIn.event_at >= min(lows),
-            CheckIn.event_at < hi,
+            table.c.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
+            table.c.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
+            table.c.event_at >= min(lows),
+            table.c.event_at < hi,
         )
-        for row in db.session.scalars(stmt):
+        # A sweep finds none past the watermarks it claimed: a Core probe says so without
+        # loading (or, first in a process, configuring) the ORM; rows found load as entities.
+        if db.session.execute(select(table.c.id).where(*conditions).limit(1)).first() is None:
+            continue
+        for row in db.session.scalars(select(CheckIn).where(*conditions)):
             found.setdefault((row.source_type, row.source_id), []).append(row)
     return found
 
@@ -464,6 +495,8 @@ def _naive(instant: datetime) -> datetime:
 IN_CHUNK = 500
 # Rows per INSERT statement of new check-ins (each runs as multi-row VALUES batches).
 INSERT_CHUNK = 1000
+# Rows per PostgreSQL statement of new check-ins and their events (arrays: one parameter each).
+PG_INSERT_CHUNK = 5000
 
 
 def _cancel(row: CheckIn, why: str, now: datetime) -> dict[str, object]:
@@ -516,20 +549,156 @@ def _new_row(source: Source, source_type: str, slot: Slot, now: datetime) -> dic
     }
 
 
-def _insert_rows(rows: list[dict[str, object]]) -> set[str]:
-    """Insert new check-ins, skipping any (source, occurrence) already there; return new ids.
+def _write_planned(rows: list[dict[str, object]], now: datetime) -> set[str]:
+    """Insert new check-ins and a `checkin.planned` event for each one written; return its ids.
 
     ON CONFLICT DO NOTHING on the unique key instead of a savepoint per row: a concurrent
-    planner that wrote the same occurrence costs that row only, and on PostgreSQL this
-    INSERT waits for that planner's transaction to end before deciding, as a savepoint did.
-    Rows go in key order, so two writers meeting on several keys take them in one order.
+    planner that wrote the same occurrence costs that row only (and gets no event), and on
+    PostgreSQL the INSERT waits for that planner's transaction to end before deciding, as a
+    savepoint did. Rows go in key order, so two writers meeting on several keys take them
+    in one order; events go in id order, the order the rows were made in.
+
+    PostgreSQL: one statement per chunk (arrays unnested, the events inserted from the
+    check-ins' RETURNING). SQLite: the driver's executemany of values bound through the
+    columns' own types. Both store exactly what `_write_planned_generic` does.
     """
     if not rows:
         return set()
-    rows = sorted(rows, key=lambda r: (r["source_type"], r["source_id"], r["occurrence"]))
-    return insert_new_rows(
+    rows = sorted(rows, key=_row_key)
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return _write_planned_postgresql(rows, now)
+    if dialect == "sqlite":
+        return _write_planned_sqlite(rows, now)
+    return _write_planned_generic(rows, now)
+
+
+def _row_key(row: Mapping[str, object]) -> tuple[object, ...]:
+    return row["source_type"], row["source_id"], row["occurrence"]
+
+
+def _planned_event(values: Mapping[str, object], now: datetime) -> dict[str, object]:
+    return _event_values("checkin.planned", values, now, {"due_at": iso(values["due_at"])})  # type: ignore[arg-type]
+
+
+def _write_planned_generic(rows: list[dict[str, object]], now: datetime) -> set[str]:
+    """`_write_planned` through SQLAlchemy's INSERT and `append_events` (the reference)."""
+    rows = sorted(rows, key=_row_key)
+    inserted = insert_new_rows(
         CheckIn.__table__, rows, ["source_type", "source_id", "occurrence"], chunk=INSERT_CHUNK
     )
+    append_events([_planned_event(v, now) for v in sorted(rows, key=_id_of) if v["id"] in inserted])
+    return inserted
+
+
+def _id_of(row: Mapping[str, object]) -> str:
+    return row["id"]  # type: ignore[return-value]
+
+
+# Columns of a new check-in, in the order `_write_planned`'s statements bind them.
+_NEW_COLUMNS = (
+    "id", "practice_id", "client_id", "source_type", "source_id", "occurrence", "event_at",
+    "due_at", "closes_at", "reminder_at", "verifier_contact_id", "status", "created_at",
+    "updated_at",
+)  # fmt: skip
+
+
+def _bound_columns(rows: list[dict[str, object]], dialect: Any) -> list[list[object]]:
+    """Each `_NEW_COLUMNS` column of `rows`, bound through the column's type as SQLAlchemy does.
+
+    Converted once per distinct value: rows share their few instants (meeting times, `now`).
+    """
+    table = CheckIn.__table__
+    columns = []
+    for name in _NEW_COLUMNS:
+        values = [row[name] for row in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append(bind_values(process, values))
+    return columns
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO checkins (id, practice_id, client_id, source_type, source_id, occurrence,"
+    " event_at, due_at, closes_at, reminder_at, verifier_contact_id, status, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (source_type, source_id, occurrence) DO NOTHING"
+)
+
+
+def _write_planned_sqlite(rows: list[dict[str, object]], now: datetime) -> set[str]:
+    conn = db.session.connection()
+    db.session.flush()
+    bound = list(zip(*_bound_columns(rows, conn.dialect), strict=True))
+    count = 0
+    for start in range(0, len(bound), INSERT_CHUNK):
+        count += conn.exec_driver_sql(_SQLITE_INSERT, bound[start : start + INSERT_CHUNK]).rowcount
+    ids = [row["id"] for row in rows]
+    if count == len(ids):
+        inserted = set(ids)
+    else:
+        table = CheckIn.__table__
+        inserted = set()
+        for start in range(0, len(ids), IN_CHUNK):
+            found = select(table.c.id).where(id_in(table.c.id, ids[start : start + IN_CHUNK]))
+            inserted.update(db.session.scalars(found))
+    events = []
+    for values in sorted(rows, key=_id_of):
+        if values["id"] in inserted:
+            event = _planned_event(values, now)
+            events.append(tuple(event[name] for name in EVENT_ROW_COLUMNS))
+    append_event_rows(events)
+    return inserted  # type: ignore[return-value]
+
+
+# New check-ins as arrays, inserted in key order skipping taken keys, and the event of each
+# row written, in id order, from the INSERT's RETURNING: one round trip, one transaction.
+_POSTGRESQL_INSERT = """
+WITH incoming AS (
+  SELECT * FROM unnest(
+    %(id)b::varchar[], %(practice_id)b::varchar[], %(client_id)b::varchar[],
+    %(source_type)b::varchar[], %(source_id)b::varchar[], %(occurrence)b::timestamp[],
+    %(event_at)b::timestamptz[], %(due_at)b::timestamptz[], %(closes_at)b::timestamptz[],
+    %(reminder_at)b::timestamptz[], %(verifier_contact_id)b::varchar[], %(status)b::varchar[],
+    %(created_at)b::timestamptz[], %(updated_at)b::timestamptz[], %(payload)b::text[]
+  ) WITH ORDINALITY AS n (id, practice_id, client_id, source_type, source_id, occurrence,
+    event_at, due_at, closes_at, reminder_at, verifier_contact_id, status, created_at,
+    updated_at, payload, position)
+), written AS (
+  INSERT INTO checkins (id, practice_id, client_id, source_type, source_id, occurrence,
+    event_at, due_at, closes_at, reminder_at, verifier_contact_id, status, created_at,
+    updated_at)
+  SELECT id, practice_id, client_id, source_type, source_id, occurrence, event_at, due_at,
+    closes_at, reminder_at, verifier_contact_id, status, created_at, updated_at
+  FROM incoming ORDER BY position
+  ON CONFLICT (source_type, source_id, occurrence) DO NOTHING
+  RETURNING id
+)
+INSERT INTO events (txid, type, practice_id, client_id, subject_type, subject_id, payload,
+  occurred_at)
+SELECT pg_current_xact_id()::text::bigint, 'checkin.planned', incoming.practice_id, incoming.client_id,
+  'checkin', incoming.id, incoming.payload::json, %(occurred_at)s
+FROM incoming JOIN written ON written.id = incoming.id
+ORDER BY incoming.id
+RETURNING subject_id
+"""
+
+
+def _write_planned_postgresql(rows: list[dict[str, object]], now: datetime) -> set[str]:
+    conn = db.session.connection()
+    db.session.flush()
+    dialect = conn.dialect
+    serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+    occurred_at = Event.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    inserted: set[str] = set()
+    for start in range(0, len(rows), PG_INSERT_CHUNK):
+        chunk = rows[start : start + PG_INSERT_CHUNK]
+        params: dict[str, object] = dict(
+            zip(_NEW_COLUMNS, _bound_columns(chunk, dialect), strict=True)
+        )
+        params["payload"] = [serialize(_planned_event(values, now)["payload"]) for values in chunk]
+        params["occurred_at"] = occurred_at(now) if occurred_at is not None else now
+        inserted.update(row[0] for row in conn.exec_driver_sql(_POSTGRESQL_INSERT, params))
+    return inserted
 
 
 def checkin_event_values(
