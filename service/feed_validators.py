@@ -65,11 +65,15 @@ def _aggregate(model: Any, owner: Any, *columns: str) -> list[Any]:
     return parts
 
 
-def _validator(values: list[Any], changed: list[datetime | None], now: datetime) -> FeedValidator:
+def _etag(values: list[Any], now: datetime) -> str:
     # The feed's bytes are a function of these rows, the current year (milestones listed,
     # the VTIMEZONE rules) and the zone database; so is the ETag, without rendering.
     key = repr((FORMAT_VERSION, tzdata.IANA_VERSION, now.year, values)).encode()
-    etag = '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
+
+
+def _validator(values: list[Any], changed: list[datetime | None], now: datetime) -> FeedValidator:
+    etag = _etag(values, now)
     # The representation also changes on New Year's Day (see above), so that counts as an edit.
     year_start = datetime(now.year, 1, 1, tzinfo=UTC)
     last = max([year_start, *(c for c in changed if c is not None)]).replace(microsecond=0)
@@ -83,11 +87,13 @@ _PAUSES = (3, 7, 13, 14)
 _OFF_COUNT, _OFF_CHANGED, _CHECKIN_CHANGED = 15, 16, 17
 
 
-def _client_sources(client_id: Any) -> tuple[list[Any], list[Any]]:
+def _client_sources(client_id: Any, *, latest: bool = True) -> tuple[list[Any], list[Any]]:
     """Aggregates over the rows a client's feed is made of: (one-row subqueries, columns).
 
     One pass per table: each subquery is a single-row aggregate over one index range of
-    the client's rows, joined to the rest; its columns come out in this fixed order.
+    the client's rows, joined to the rest; its columns come out in this fixed order. Without
+    `latest` the last column (the latest updated_at of all the client's check-ins, which
+    only Last-Modified uses) is left out.
     """
 
     def of(model: Any, *columns: Any) -> Any:
@@ -131,10 +137,11 @@ def _client_sources(client_id: Any) -> tuple[list[Any], list[Any]]:
     off = (CheckIn.client_id == client_id) & CheckIn.status.in_(statuses)
     off_rows = select(func.count().label("n"), func.max(CheckIn.updated_at).label("changed"))
     off_rows = off_rows.where(off).subquery()
-    latest = (
-        select(func.max(CheckIn.updated_at)).where(CheckIn.client_id == client_id).scalar_subquery()
-    )
-    checkins = select(off_rows.c.n, off_rows.c.changed, latest.label("latest")).subquery()
+    checkin_columns = [off_rows.c.n, off_rows.c.changed]
+    if latest:
+        every = CheckIn.client_id == client_id
+        checkin_columns.append(select(func.max(CheckIn.updated_at)).where(every).label("latest"))
+    checkins = select(*checkin_columns).subquery()
     p, c, a, m, k = (list(sub.c) for sub in (plans, commitments, activities, meetings, checkins))
     columns = [*p[:4], *c[:4], *a, *m, p[4], c[4], *k]
     return [plans, commitments, activities, meetings, checkins], columns
@@ -227,16 +234,19 @@ def _autocommit(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def standalone_first(prepared: Prepared, **params: str) -> tuple[Any, ...] | None:
+def standalone_first(
+    prepared: Prepared, engine: Engine | None = None, **params: str
+) -> tuple[Any, ...] | None:
     """Run a read-only Prepared outside the session: on PostgreSQL, in autocommit.
 
     A single SELECT sees one snapshot by itself; on PostgreSQL autocommit spares a poll the
     BEGIN and ROLLBACK round trips (half of its trips to the server), and a poll that
     writes nothing never checks the session's connection out. SQLite's driver begins no
     transaction for a SELECT, so a plain pooled connection does the same there (without the
-    session's transaction bookkeeping, a sixth of a poll's time).
+    session's transaction bookkeeping, a sixth of a poll's time). On the app's engine unless
+    given one.
     """
-    engine = db.engine
+    engine = engine if engine is not None else db.engine
     if engine.dialect.name != "postgresql":
         with engine.connect() as connection:
             return prepared.first(connection, **params)
@@ -264,7 +274,7 @@ def _client_statement() -> Select[Any]:
     )
 
 
-def _token_statement() -> Select[Any]:
+def _token_statement(*, latest: bool = True) -> Select[Any]:
     """A feed token's row by digest, with its client's columns and _client_sources (one query).
 
     A therapist's token comes back with the client columns NULL and the aggregates empty.
@@ -272,7 +282,7 @@ def _token_statement() -> Select[Any]:
     digest = bindparam("digest", type_=String())
     # Uncorrelated, so each aggregate is one index range for one client, found once.
     client_id = select(FeedToken.client_id).where(FeedToken.digest == digest).scalar_subquery()
-    subqueries, sources = _client_sources(client_id)
+    subqueries, sources = _client_sources(client_id, latest=latest)
     joined = FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id)
     return (
         select(*_TOKEN_COLUMNS, *_OWN_COLUMNS, *sources)
@@ -285,6 +295,11 @@ CLIENT_STATE = Prepared(cache(_client_statement), client_id="")
 # Token columns first (id, digest, revoked_at, last_seen_at, client_id, therapist_id).
 TOKEN_STATE = Prepared(cache(_token_statement), digest="")
 TOKEN_WIDTH = len(_TOKEN_COLUMNS)
+# TOKEN_STATE without Last-Modified's aggregate (a read of every check-in of the client's):
+# all a poll with If-None-Match needs. If-None-Match, when present, is the only condition
+# evaluated, and a 304 carries no Last-Modified (werkzeug drops it); whatever else a poll
+# may need (a 200, a pause on record) is answered through TOKEN_STATE.
+POLL_STATE = Prepared(cache(lambda: _token_statement(latest=False)), digest="")
 
 
 def own_of(values: Sequence[Any]) -> tuple[Any, ...]:
@@ -293,19 +308,40 @@ def own_of(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def sources_of(values: Sequence[Any]) -> tuple[Any, ...]:
-    """The aggregates of CLIENT_STATE's values (TOKEN_STATE's after TOKEN_WIDTH)."""
+    """The aggregates of CLIENT_STATE's values (TOKEN_STATE's or POLL_STATE's after
+    TOKEN_WIDTH; POLL_STATE's lack the last one)."""
     return tuple(values[len(_OWN) : len(_OWN) + _CHECKIN_CHANGED + 1])
+
+
+def _pause_window_of(own: Sequence[Any], sources: Sequence[Any]) -> Any:
+    status, paused_until = own[2], own[3]
+    pauses = [sources[i] for i in _PAUSES]
+    if status == "paused":
+        pauses.append(paused_until)
+    return pause_window(pauses)
+
+
+def _etag_values(
+    own: Sequence[Any], sources: Sequence[Any], counted: Any, window: Any
+) -> list[Any]:
+    return [tuple(own), tuple(sources[:_OFF_COUNT]), counted, window]
+
+
+def client_etag_of(own: Sequence[Any], sources: Sequence[Any], *, now: datetime) -> str | None:
+    """The ETag client_validator_of gives for these values (POLL_STATE's suffice), or None
+    while a pause is on record (counting the check-ins inside it takes another query)."""
+    if _pause_window_of(own, sources) is not None:
+        return None
+    counted = (sources[_OFF_COUNT], sources[_OFF_CHANGED])
+    return _etag(_etag_values(own, sources, counted, None), now)
 
 
 def client_validator_of(
     client_id: str, own: Sequence[Any], sources: Sequence[Any], *, now: datetime
 ) -> FeedValidator:
     """Compute a client feed's validator from the values of _client_statement/token_statement."""
-    updated_at, _revision, status, paused_until = own[:4]
-    pauses = [sources[i] for i in _PAUSES]
-    if status == "paused":
-        pauses.append(paused_until)
-    window = pause_window(pauses)
+    updated_at = own[0]
+    window = _pause_window_of(own, sources)
     counted = (sources[_OFF_COUNT], sources[_OFF_CHANGED])
     if window is not None:
         # Inside a pause a kept check-in keeps its occurrence: count those too.
@@ -326,7 +362,7 @@ def client_validator_of(
         sources[11],
         sources[_CHECKIN_CHANGED],
     ]
-    return _validator([tuple(own), tuple(sources[:_OFF_COUNT]), counted, window], changed, now)
+    return _validator(_etag_values(own, sources, counted, window), changed, now)
 
 
 def client_validator(client: Client, *, now: datetime) -> FeedValidator:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import Engine, case, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service import crypto
@@ -22,9 +22,11 @@ from service.db import UTCDateTime, db, new_id
 from service.feed_content import client_feed_events
 from service.feed_therapist import therapist_clients, therapist_feed_events
 from service.feed_validators import (
+    POLL_STATE,
     TOKEN_STATE,
     TOKEN_WIDTH,
     FeedValidator,
+    client_etag_of,
     client_validator,
     client_validator_of,
     own_of,
@@ -50,6 +52,8 @@ __all__ = [
     "guess_retry_after",
     "live_feed",
     "live_feeds",
+    "poll_etag",
+    "poll_due",
     "record_miss",
     "record_poll",
     "render_client_feed",
@@ -237,6 +241,29 @@ def live_feed(token: str, *, now: datetime) -> LiveFeed | None:
     return LiveFeed(token_id, last_seen_at, None, therapist.id, validator, therapist)
 
 
+def poll_etag(token: str, *, engine: Engine, now: datetime) -> tuple[str, datetime | None] | None:
+    """For a poll with If-None-Match: (ETag, the token's last_seen_at) of a live client feed
+    with no pause on record, from one query that leaves out what only Last-Modified needs
+    (POLL_STATE) and without the session; None when live_feed must decide instead (a miss,
+    a therapist's feed, a pause on record). The ETag is live_feed's validator's.
+    """
+    if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
+        return None
+    wanted = crypto.digest(token)
+    values = standalone_first(POLL_STATE, engine, digest=wanted)
+    if values is None:
+        return None
+    _id, digest, revoked_at, last_seen_at, client_id = values[:5]
+    if client_id is None or revoked_at is not None or not crypto.same(digest, wanted):
+        return None
+    client = values[TOKEN_WIDTH:]
+    own = own_of(client)
+    if own[2] is None or own[2] == "discharged":
+        return None
+    etag = client_etag_of(own, sources_of(client), now=now)
+    return None if etag is None else (etag, last_seen_at)
+
+
 class _Polled(Protocol):
     @property
     def id(self) -> str: ...
@@ -248,6 +275,11 @@ class _Polled(Protocol):
 POLL_RECORD_INTERVAL = timedelta(minutes=5)
 
 
+def poll_due(last_seen_at: datetime | None, *, now: datetime) -> bool:
+    """Return whether a poll now is to be recorded (record_poll writes)."""
+    return last_seen_at is None or now - last_seen_at >= POLL_RECORD_INTERVAL
+
+
 def record_poll(row: _Polled, *, now: datetime) -> bool:
     """Count fetches of a feed, writing at most once per POLL_RECORD_INTERVAL per token.
 
@@ -256,7 +288,7 @@ def record_poll(row: _Polled, *, now: datetime) -> bool:
     interval), and `last_seen_at` is accurate to the interval. One conditional UPDATE, so
     concurrent polls never double-count. Return whether it wrote (so there is a commit due).
     """
-    if row.last_seen_at is not None and now - row.last_seen_at < POLL_RECORD_INTERVAL:
+    if not poll_due(row.last_seen_at, now=now):
         return False
     db.session.execute(
         update(FeedToken)

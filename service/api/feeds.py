@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, has_app_context, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from werkzeug.http import http_date, parse_date
 
@@ -16,7 +19,7 @@ from service.api.common import actor, current_therapist, now
 from service.api.problems import ApiError, not_found
 from service.api.spec import operation
 from service.audit import record
-from service.db import db
+from service.db import db, utcnow
 from service.models import Client
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ bp = Blueprint("feeds", __name__)
 TAGS = ("feeds",)
 # Calendar apps poll hourly; a shared cache may keep a feed this long, never a shared one.
 MAX_AGE_SECONDS = 900
+CACHE_CONTROL = f"private, max-age={MAX_AGE_SECONDS}"
+ROBOTS = "noindex, nofollow"
 
 
 class FeedLinkOut(BaseModel):
@@ -55,12 +60,16 @@ def _miss(at: datetime) -> Response:
     return _empty(429, **{"Retry-After": str(wait)})
 
 
+def _etag_matches(etag: str, if_none_match: str) -> bool:
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
 def _not_modified(validator: feeds.FeedValidator) -> bool:
     """Evaluate If-None-Match (which wins when present) or else If-Modified-Since."""
     match = request.headers.get("If-None-Match")
     if match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in match.split(",")}
-        return "*" in tags or validator.etag in tags
+        return _etag_matches(validator.etag, match)
     since = parse_date(request.headers.get("If-Modified-Since"))
     return since is not None and validator.last_modified <= since
 
@@ -99,8 +108,8 @@ def _serve(token: str) -> Response:
     headers = {
         "ETag": validator.etag,
         "Last-Modified": http_date(validator.last_modified),
-        "Cache-Control": f"private, max-age={MAX_AGE_SECONDS}",
-        "X-Robots-Tag": "noindex, nofollow",
+        "Cache-Control": CACHE_CONTROL,
+        "X-Robots-Tag": ROBOTS,
     }
     recorded = feeds.record_poll(feed, now=at)
     if _not_modified(validator):
@@ -118,6 +127,71 @@ def _serve(token: str) -> Response:
         content_type="text/calendar; charset=utf-8",
         headers={**headers, "Content-Disposition": 'inline; filename="steadfast.ics"'},
     )
+
+
+class PollFastPath:
+    """WSGI middleware answering the common poll, an unchanged feed, before Flask is entered.
+
+    Calendar servers poll every feed about hourly with If-None-Match; nearly every answer is
+    304. Flask's request context, session, routing and response objects cost about as much
+    CPU as the poll's query, so a GET /feeds/<token>.ics with If-None-Match is answered here
+    when it is sure to be exactly what get_feed answers: a live client feed with no pause on
+    record (feeds.poll_etag: one query, no session), a matching ETag, and no poll to record
+    (feeds.poll_due). Everything else (a miss, a therapist's feed, a pause, a 200, a poll to
+    record, HEAD, If-Modified-Since alone, any error) goes to the app untouched, so get_feed
+    decides and answers it, errors included (a database error here is met again there).
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Any]) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._engine: Engine | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        match = environ.get("HTTP_IF_NONE_MATCH")
+        if match is not None and environ.get("REQUEST_METHOD") == "GET":
+            path = environ.get("PATH_INFO", "")
+            if path.startswith("/feeds/") and path.endswith(".ics"):
+                etag = self._unchanged(path[7:-4], match)
+                if etag is not None:
+                    # get_feed's 304, as werkzeug sends it (no Last-Modified on a 304), with
+                    # the app's X-Content-Type-Options.
+                    start_response("304 NOT MODIFIED", [
+                        ("ETag", etag), ("Cache-Control", CACHE_CONTROL), ("X-Robots-Tag", ROBOTS),
+                        ("X-Content-Type-Options", "nosniff"),
+                    ])  # fmt: skip
+                    return []
+        return self.wsgi_app(environ, start_response)
+
+    def _unchanged(self, token: str, if_none_match: str) -> str | None:
+        """The feed's ETag when get_feed would answer this poll 304 and record nothing."""
+        try:
+            if self._engine is None:
+                with self.app.app_context():
+                    self._engine = db.engine
+            at = self._now()
+            found = feeds.poll_etag(token, engine=self._engine, now=at)
+        except Exception:  # noqa: BLE001 - get_feed meets it again, and answers and logs it
+            return None
+        if found is None:
+            return None
+        etag, last_seen_at = found
+        if feeds.poll_due(last_seen_at, now=at) or not _etag_matches(etag, if_none_match):
+            return None
+        return etag
+
+    def _now(self) -> datetime:
+        # get_feed's clock: the app's (tests pin it), or the instant already taken in an app
+        # context of this app that a request would share (as tests do).
+        if has_app_context() and current_app._get_current_object() is self.app:  # type: ignore[attr-defined]
+            return now()
+        return self.app.extensions.get("clock", utcnow)()
+
+
+@bp.record_once
+def _install_fast_path(state: BlueprintSetupState) -> None:
+    app = state.app
+    app.wsgi_app = PollFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
 
 
 @bp.route("/feeds/<path:rest>", methods=["GET"])
