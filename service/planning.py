@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, String, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from service.db import db, id_in, insert_new_rows, new_id
+from service.db import UTCDateTime, db, id_in, insert_new_rows, new_id
 from service.escalation import occurrence_label
 from service.events import (
     EVENT_ROW_COLUMNS,
@@ -476,11 +477,57 @@ def _existing_rows(
         )
         # A sweep finds none past the watermarks it claimed: a Core probe says so without
         # loading (or, first in a process, configuring) the ORM; rows found load as entities.
-        if db.session.execute(select(table.c.id).where(*conditions).limit(1)).first() is None:
+        if not _any_rows(source_type, ids, min(lows), hi, conditions):
             continue
         for row in db.session.scalars(select(CheckIn).where(*conditions)):
             found.setdefault((row.source_type, row.source_id), []).append(row)
     return found
+
+
+def _any_rows(
+    source_type: str, ids: list[str], lo: datetime, hi: datetime, conditions: tuple[Any, ...]
+) -> bool:
+    """Report whether any of the sources has a check-in with its instant in [lo, hi).
+
+    PostgreSQL probes each source's own range of the unique (source, occurrence) index (a
+    LATERAL per id): a bitmap scan of every source's occurrences in the window, which the
+    planner prefers for a long id array, grows with the population instead of the batch.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        stmt = select(CheckIn.__table__.c.id).where(*conditions).limit(1)
+        return db.session.execute(stmt).first() is not None
+    found = db.session.execute(
+        _PG_PROBE,
+        {
+            "source_type": source_type,
+            "ids": ids,
+            "occurrence_lo": _naive(lo) - _OCCURRENCE_MARGIN,
+            "occurrence_hi": _naive(hi) + _OCCURRENCE_MARGIN,
+            "lo": lo,
+            "hi": hi,
+        },
+    )
+    return found.first() is not None
+
+
+_PG_PROBE = text(
+    """
+    SELECT 1 FROM unnest(CAST(:ids AS varchar[])) AS source (id)
+    CROSS JOIN LATERAL (
+      SELECT 1 FROM checkins
+       WHERE checkins.source_type = :source_type AND checkins.source_id = source.id
+         AND checkins.occurrence >= :occurrence_lo AND checkins.occurrence < :occurrence_hi
+         AND checkins.event_at >= :lo AND checkins.event_at < :hi
+       LIMIT 1) AS hit
+    LIMIT 1
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(String)),
+    bindparam("occurrence_lo", type_=DateTime()),
+    bindparam("occurrence_hi", type_=DateTime()),
+    bindparam("lo", type_=UTCDateTime()),
+    bindparam("hi", type_=UTCDateTime()),
+)
 
 
 # Wider than any UTC offset (-12 h … +14 h) plus the longest DST gap a wall time moves by.

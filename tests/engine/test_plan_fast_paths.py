@@ -244,3 +244,34 @@ def test_planning_start_memo_gives_what_each_source_gets_alone(people):
         alone = planning_start(source, client, now)
         assert planning_start(source, client, now, memo=memo) == alone
     assert memo
+
+
+def test_the_existing_rows_probe_agrees_with_the_plain_query(people):
+    """PostgreSQL's per-source LATERAL probe answers what the plain Core probe answers."""
+    _population(people)
+    now = NIGHTS[0]
+    sweeps.plan_ahead(now)
+    table = CheckIn.__table__
+    commitments = [c.id for c in db.session.scalars(select(Commitment).order_by(Commitment.id))]
+    windows = [
+        (now, now + timedelta(hours=12)),
+        (now + timedelta(hours=40), now + timedelta(hours=60)),  # past the horizon: none
+        (now - timedelta(days=30), now - timedelta(days=29)),  # before anything: none
+    ]
+    answers = []
+    for source_type, ids in (("commitment", commitments), ("meeting_plan", commitments)):
+        for subset in (ids, ids[:1], ids[-2:]):
+            for lo, hi in windows:
+                conditions = (
+                    table.c.source_type == source_type,
+                    table.c.source_id.in_(subset),
+                    table.c.occurrence >= planning._naive(lo) - planning._OCCURRENCE_MARGIN,
+                    table.c.occurrence < planning._naive(hi) + planning._OCCURRENCE_MARGIN,
+                    table.c.event_at >= lo,
+                    table.c.event_at < hi,
+                )
+                plain = db.session.execute(select(table.c.id).where(*conditions)).first()
+                probe = planning._any_rows(source_type, subset, lo, hi, conditions)
+                assert probe == (plain is not None)
+                answers.append(probe)
+    assert True in answers and False in answers
