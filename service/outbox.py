@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, insert_new_rows, new_id
+from service.db import db, id_in, new_id
+from service.events import bind_values
 from service.models import Message
 
 logger = logging.getLogger(__name__)
@@ -67,42 +68,83 @@ def enqueue_message(
 
 # Texts per INSERT statement in `enqueue_messages`.
 _CHUNK = 1000
+# The columns `enqueue_messages` writes (every other column of a new text is NULL, and none
+# has a default of its own), in the order of its driver-level INSERT.
+_COLUMNS = ("id", "practice_id", "client_id", "contact_id", "therapist_id", "checkin_id",
+            "direction", "to_number", "from_number", "body", "purpose", "template",
+            "idempotency_key", "status", "attempts", "send_after", "expires_at", "created_at",
+            "updated_at")  # fmt: skip
+
+
 _OPTIONAL = ("client_id", "contact_id", "therapist_id", "checkin_id", "template", "from_number",
-             "send_after", "expires_at")  # fmt: skip
+             "expires_at")  # fmt: skip
+
+
+# `enqueue_messages`' INSERT: SQLite (qmark), PostgreSQL (format); the columns of _COLUMNS.
+_INSERT_SQL = {
+    False: "INSERT INTO messages (id, practice_id, client_id, contact_id, therapist_id,"
+    " checkin_id, direction, to_number, from_number, body, purpose, template, idempotency_key,"
+    " status, attempts, send_after, expires_at, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (idempotency_key) DO NOTHING",
+    True: "INSERT INTO messages (id, practice_id, client_id, contact_id, therapist_id,"
+    " checkin_id, direction, to_number, from_number, body, purpose, template, idempotency_key,"
+    " status, attempts, send_after, expires_at, created_at, updated_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (idempotency_key) DO NOTHING",
+}
 
 
 def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
     """Queue many texts at once, each unless its idempotency key is already queued.
 
-    Each dict takes `enqueue_message`'s keyword arguments. One INSERT … ON CONFLICT
-    (idempotency_key) DO NOTHING per chunk: a key another writer already queued costs that
-    text only, as the savepoint does in `enqueue_message`. Returns the keys queued now.
+    Each dict takes `enqueue_message`'s keyword arguments. One driver-level executemany of
+    INSERT … ON CONFLICT (idempotency_key) DO NOTHING per chunk, each value bound through
+    its column's type as a Core INSERT binds it (no statement to compile, no dict per row):
+    a key another writer already queued costs that text only, as the savepoint does in
+    `enqueue_message`. Returns the keys queued now.
     """
     if not texts:
         return set()
-    rows = []
     # Sorted, the time-ordered ids follow the list's order even within one millisecond.
     ids = sorted(new_id("ms") for _ in texts)
-    for text, message_id in zip(texts, ids, strict=True):
-        now = text["now"]
-        row = {key: text.get(key) for key in _OPTIONAL}
-        row.update(
-            id=message_id,
-            practice_id=text["practice_id"],
-            direction="outbound",
-            to_number=text["to"],
-            body=text["body"],
-            purpose=text["purpose"],
-            idempotency_key=text["idempotency_key"],
-            status="queued",
-            attempts=0,
-            send_after=text.get("send_after") or now,
-            created_at=now,
-            updated_at=now,
-        )
-        rows.append(row)
-    written = insert_new_rows(Message.__table__, rows, ["idempotency_key"], chunk=_CHUNK)
-    queued = {row["idempotency_key"] for row in rows if row["id"] in written}
-    for key in {row["idempotency_key"] for row in rows} - queued:
+    keys = [text["idempotency_key"] for text in texts]
+    values: dict[str, list[Any]] = {
+        "id": ids,
+        "practice_id": [text["practice_id"] for text in texts],
+        "direction": ["outbound"] * len(texts),
+        "to_number": [text["to"] for text in texts],
+        "body": [text["body"] for text in texts],
+        "purpose": [text["purpose"] for text in texts],
+        "idempotency_key": keys,
+        "status": ["queued"] * len(texts),
+        "attempts": [0] * len(texts),
+        "send_after": [text.get("send_after") or text["now"] for text in texts],
+        "created_at": [text["now"] for text in texts],
+    }
+    values["updated_at"] = values["created_at"]
+    for key in _OPTIONAL:
+        values.setdefault(key, [text.get(key) for text in texts])
+    conn = db.session.connection()
+    dialect = conn.dialect
+    table = Message.__table__
+    columns = [
+        bind_values(table.c[name].type.dialect_impl(dialect).bind_processor(dialect), values[name])
+        for name in _COLUMNS
+    ]
+    rows = list(zip(*columns, strict=True))
+    sql = _INSERT_SQL[dialect.name == "postgresql"]
+    written: set[str] = set()
+    for start in range(0, len(rows), _CHUNK):
+        chunk_ids = ids[start : start + _CHUNK]
+        count = conn.exec_driver_sql(sql, rows[start : start + _CHUNK]).rowcount
+        if count == len(chunk_ids):
+            written.update(chunk_ids)
+        else:
+            # Some keys were taken: the ids found now are exactly the rows this call wrote.
+            found = select(table.c.id).where(id_in(table.c.id, chunk_ids))
+            written.update(db.session.scalars(found))
+    queued = {key for key, message_id in zip(keys, ids, strict=True) if message_id in written}
+    for key in set(keys) - queued:
         logger.info("outbox: %s already queued", key.split(":")[0])
     return queued

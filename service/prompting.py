@@ -20,7 +20,7 @@ from sqlalchemy.orm.util import identity_key
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
 from service.db import db, id_in
-from service.events import append_events
+from service.events import EVENT_ROW_COLUMNS, append_event_rows
 from service.models import (
     CheckIn,
     Client,
@@ -74,7 +74,10 @@ _DUE_COLUMNS = ("id", "practice_id", "client_id", "source_type", "source_id", "o
 ClientRow = Row[Any]
 _CLIENT_COLUMNS = ("id", "practice_id", "display_name", "phone", "timezone", "language",
                    "recovery_path", "quiet_start", "quiet_end", "status", "paused_until")  # fmt: skip
-Ready = tuple[Due, ClientRow, MeetingPlan | Commitment, SupportContact | None]
+# A verifier contact as the sweep reads it: a plain row of what its decisions and texts use.
+ContactRow = Row[Any]
+_CONTACT_COLUMNS = ("id", "phone", "timezone", "can_confirm", "archived_at")
+Ready = tuple[Due, ClientRow, MeetingPlan | Commitment, ContactRow | None]
 
 
 def client_block_reason(
@@ -139,7 +142,7 @@ class _Facts:
 
     clients: dict[str, ClientRow]
     sources: dict[tuple[str, str], SourceFacts]
-    contacts: dict[str, SupportContact]
+    contacts: dict[str, ContactRow]
     opted_out: set[str]
     sms: dict[str, Row[Any]]  # the latest SMS consent version's columns, by subject_key
     disclosures: dict[str, Row[Any]]  # the latest disclosure version's columns, by contact
@@ -149,7 +152,7 @@ class _Facts:
         """Load the batch's facts; without `verifiers`, those of the clients only (reminders)."""
         clients = _client_rows({row.client_id for row in rows})
         contact_ids = {row.verifier_contact_id for row in rows if row.verifier_contact_id}
-        contacts = _by_id(SupportContact, contact_ids) if verifiers else {}
+        contacts = _contact_rows(contact_ids) if verifiers else {}
         sources: dict[tuple[str, str], SourceFacts] = {}
         for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
             ids = {row.source_id for row in rows if row.source_type == source_type}
@@ -160,13 +163,16 @@ class _Facts:
             stmt = select(*columns).select_from(joined).where(id_in(model.__table__.c.id, ids))
             for found in db.session.execute(stmt):
                 sources[(source_type, found.id)] = SourceFacts.from_row(source_type, found)
-        people: list[ClientRow | SupportContact] = [*clients.values(), *contacts.values()]
         return cls(
             clients=clients,
             sources=sources,
             contacts=contacts,
-            opted_out=consent.opted_out_among(person.phone for person in people),
-            sms=consent.latest_sms_consent_rows_by_key(_subject_key(p) for p in people),
+            opted_out=consent.opted_out_among(
+                [*(c.phone for c in clients.values()), *(c.phone for c in contacts.values())]
+            ),
+            sms=consent.latest_sms_consent_rows_by_key(
+                [*(f"client:{c}" for c in clients), *(f"contact:{c}" for c in contacts)]
+            ),
             disclosures=consent.latest_disclosure_rows(contacts.values()),
         )
 
@@ -174,30 +180,25 @@ class _Facts:
         return self.sources.get((row.source_type, row.source_id))
 
     def recipient_block_reason(
-        self, subject: ClientRow | SupportContact, today: date
+        self, subject: ClientRow | ContactRow, today: date, *, contact: bool = False
     ) -> str | None:
-        """`recipient_block_reason` on the prefetched consents and opt-outs."""
-        if isinstance(subject, SupportContact):
+        """`recipient_block_reason` on the prefetched rows; `contact` says `subject` is one."""
+        if contact:
             if subject.archived_at is not None:
                 return "verifier_archived"
             if not subject.can_confirm:
                 return "verifier_cannot_confirm"
         if subject.phone in self.opted_out:
             return "opted_out"
-        if not consent.sms_consent_in_effect(subject, self.sms.get(_subject_key(subject))):
+        # (An archived contact returned above: what sms_consent_in_effect adds for one.)
+        key = f"contact:{subject.id}" if contact else f"client:{subject.id}"
+        if not consent.sms_consent_in_effect(subject, self.sms.get(key)):
             return "no_sms_consent"
-        if isinstance(subject, SupportContact) and not consent.disclosure_version_allows(
+        if contact and not consent.disclosure_version_allows(
             subject, self.disclosures.get(subject.id), "checkins", today
         ):
             return "no_disclosure_consent"
         return None
-
-
-def _subject_key(person: ClientRow | SupportContact) -> str:
-    """`consent.subject_key` of a client row or a contact."""
-    if isinstance(person, SupportContact):
-        return consent.subject_key(person)
-    return f"client:{person.id}"
 
 
 def _client_rows(ids: set[str]) -> dict[str, ClientRow]:
@@ -210,11 +211,14 @@ def _client_rows(ids: set[str]) -> dict[str, ClientRow]:
     return {row.id: row for row in db.session.execute(stmt)}
 
 
-def _by_id(model: type[Any], ids: set[str]) -> dict[str, Any]:
+def _contact_rows(ids: set[str]) -> dict[str, ContactRow]:
     if not ids:
         return {}
-    stmt = select(model).where(id_in(model.id, sorted(ids)))
-    return {row.id: row for row in db.session.scalars(stmt)}
+    table = SupportContact.__table__
+    stmt = select(*(table.c[name] for name in _CONTACT_COLUMNS)).where(
+        id_in(table.c.id, sorted(ids))
+    )
+    return {row.id: row for row in db.session.execute(stmt)}
 
 
 def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:
@@ -336,7 +340,9 @@ def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
         if why is None and is_stale(row.due_at, now, stale_minutes):
             why = "stale"
         zone = verifier_zone(client, contact)
-        why = why or facts.recipient_block_reason(contact or client, _today(zone, now))
+        why = why or facts.recipient_block_reason(
+            contact or client, _today(zone, now), contact=contact is not None
+        )
         if why is not None:
             logger.info("prompt for check-in %s not sent: %s", row.id, why)
             skipped[why].append(row)
@@ -392,17 +398,13 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             planned.append((entry, phone, code, _closes(entry[2], now)))
     # The claim: each row still scheduled becomes prompted with its own window and code, in
     # one statement (a row someone else changed meanwhile is left alone, as is its code).
-    claimed = _update_each(
-        [(entry[0].id, closes_at, code) for entry, _phone, code, closes_at in planned],
-        ("closes_at", "prompt_code"),
-        {"status": "prompted", "prompted_at": now, "updated_at": now},
-        _C.status == "scheduled",
-        _C.skip_reason.is_(None),
+    claimed = _claim_prompts(
+        [(entry[0].id, closes_at, code) for entry, _phone, code, closes_at in planned], now
     )
     if short & claimed:
         raise ValueError("every prompt code is taken")
     texts: list[dict[str, Any]] = []
-    events: list[dict[str, object]] = []
+    events: list[tuple[Any, ...]] = []
     for (row, client, source, contact), phone, code, closes_at in planned:
         if row.id not in claimed:
             continue
@@ -421,19 +423,20 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             "checkin_id": row.id,
             "expires_at": closes_at,
         })  # fmt: skip
-        events.append(checkin_event_values(
+        event = checkin_event_values(
             "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
-        ))  # fmt: skip
+        )
+        events.append(tuple(event[key] for key in EVENT_ROW_COLUMNS))
         logger.info("prompted check-in %s to %s", row.id, mask(phone))
     if recoded:
         # Prompts already open get their codes now that the number has several.
-        _update_each(recoded, ("prompt_code",), {})
+        _recode(recoded)
         for open_id, code in recoded:
             loaded = db.session.identity_map.get(identity_key(CheckIn, open_id))
             if loaded is not None:
                 set_committed_value(loaded, "prompt_code", code)
     enqueue_messages(texts)
-    append_events(events)
+    append_event_rows(events)
     return len(texts)
 
 
@@ -474,7 +477,7 @@ def _prompt_text(
     row: Due,
     client: ClientRow,
     source: Source,
-    contact: SupportContact | None,
+    contact: ContactRow | None,
     code: str | None,
 ) -> tuple[str, str]:
     """Return the template and body of the question, in the recipient's words."""
@@ -512,6 +515,59 @@ def _update_where(rows: Sequence[Due], values: dict[str, Any], *conditions: Any)
         .returning(table.c.id)
     )
     return set(result.scalars())
+
+
+# The claim and the recoding on PostgreSQL: driver-level statements whose arrays go in binary
+# (psycopg dumps a text-format array in Python, several times slower for a batch's 500 ids).
+_CLAIM_PG = (
+    "UPDATE checkins SET status = 'prompted', prompted_at = %(now)s, updated_at = %(now)s,"
+    " closes_at = given.closes_at, prompt_code = given.prompt_code"
+    " FROM unnest(%(ids)b::varchar[], %(closes)b::timestamptz[], %(codes)b::varchar[])"
+    " AS given (id, closes_at, prompt_code)"
+    " WHERE checkins.id = given.id AND checkins.status = 'scheduled'"
+    " AND checkins.skip_reason IS NULL RETURNING checkins.id"
+)
+_RECODE_PG = (
+    "UPDATE checkins SET prompt_code = given.prompt_code"
+    " FROM unnest(%(ids)b::varchar[], %(codes)b::varchar[]) AS given (id, prompt_code)"
+    " WHERE checkins.id = given.id"
+)
+
+
+def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datetime) -> set[str]:
+    """Prompt the rows still scheduled and not skipped, each with its (id, closes_at, code).
+
+    Returns the ids claimed; a row someone else changed meanwhile is left alone.
+    """
+    if not keyed:
+        return set()
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        return _update_each(
+            keyed,
+            ("closes_at", "prompt_code"),
+            {"status": "prompted", "prompted_at": now, "updated_at": now},
+            _C.status == "scheduled",
+            _C.skip_reason.is_(None),
+        )
+    process = _C.closes_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    params = {
+        "now": process(now) if process else now,
+        "ids": [entry[0] for entry in keyed],
+        "closes": [process(entry[1]) if process else entry[1] for entry in keyed],
+        "codes": [entry[2] for entry in keyed],
+    }
+    return set(conn.exec_driver_sql(_CLAIM_PG, params).scalars())
+
+
+def _recode(pairs: Sequence[tuple[str, str | None]]) -> None:
+    """Give each (id, code) check-in its prompt code."""
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        _update_each(pairs, ("prompt_code",), {})
+        return
+    params = {"ids": [pair[0] for pair in pairs], "codes": [pair[1] for pair in pairs]}
+    conn.exec_driver_sql(_RECODE_PG, params)
 
 
 def _update_each(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import String, cast, select, update
+from sqlalchemy import String, cast, delete, select, update
 
 from service import prompting
 from service.db import db
+from service.events import append_events
 from service.jobs import sweeps
-from service.models import CheckIn, Client, OptOut
+from service.models import CheckIn, Client, Event, OptOut
 from service.notifications.grammar import ALL_CODES
+from service.planning import checkin_event_values
 from tests.engine.conftest import checkins_of, outbox
 from tests.factories import make_client, make_commitment, make_contact, make_meeting, make_plan
 
@@ -41,7 +44,7 @@ def _stored(ids: list[str]) -> dict[str, tuple]:
     return {row.id: tuple(row[1:]) for row in db.session.execute(stmt.where(_C.id.in_(ids)))}
 
 
-def test_update_each_stores_what_per_row_updates_store(people):
+def test_the_claim_stores_what_per_row_updates_store(people):
     rows = _planned(people, 4)
     ids = [row.id for row in rows]
     now = datetime(2026, 12, 2, 1, 0, 12, 345678, tzinfo=UTC)
@@ -49,13 +52,7 @@ def test_update_each_stores_what_per_row_updates_store(people):
     codes = ["A1", None, "Z9", "B2"]
     # The last row was changed by someone else: the claim leaves it (and its code) alone.
     db.session.execute(update(CheckIn.__table__).where(_C.id == ids[3]).values(skip_reason="gone"))
-    claimed = prompting._update_each(
-        list(zip(ids, closes, codes, strict=True)),
-        ("closes_at", "prompt_code"),
-        {"status": "prompted", "prompted_at": now, "updated_at": now},
-        _C.status == "scheduled",
-        _C.skip_reason.is_(None),
-    )
+    claimed = prompting._claim_prompts(list(zip(ids, closes, codes, strict=True)), now)
     assert claimed == set(ids[:3])
     fast = _stored(ids)
     db.session.rollback()
@@ -70,6 +67,12 @@ def test_update_each_stores_what_per_row_updates_store(people):
     assert fast == _stored(ids)
     assert fast[ids[0]][3] == closes[0] and fast[ids[1]][4] is None
     assert fast[ids[3]][0] == "scheduled" and fast[ids[3]][4] is None
+    prompting._recode([(ids[0], "C3"), (ids[1], "D4")])
+    db.session.expire_all()
+    assert _stored(ids[:2]) == {
+        ids[0]: (*fast[ids[0]][:4], "C3", fast[ids[0]][5]),
+        ids[1]: (*fast[ids[1]][:4], "D4", fast[ids[1]][5]),
+    }
 
 
 def test_codes_for_draws_for_the_open_ones_first_and_stops_when_codes_run_out():
@@ -120,3 +123,69 @@ def test_a_reminder_goes_to_the_client_whatever_the_verifier_may_be_sent(people)
     assert sweeps.send_reminders_and_prompts(row.reminder_at) == 1
     (reminder,) = outbox(purpose="reminder")
     assert reminder.to_number == people.carol.phone and reminder.checkin_id == row.id
+
+
+def test_the_sweeps_row_gate_agrees_with_recipient_block_reason(people):
+    """Clients and contacts read as plain rows get the reasons the ORM-based gate gives."""
+    carol = people.carol
+    today = date(2026, 12, 2)
+    contacts = [
+        make_contact(carol, phone="+15005550150"),  # allowed
+        make_contact(carol, phone="+15005550151", archived_at=T0),
+        make_contact(carol, phone="+15005550152", can_confirm=False),
+        make_contact(carol, phone="+15005550153"),  # opted out below
+        make_contact(carol, phone="+15005550154", sms_consent=False),
+        make_contact(carol, phone="+15005550155", disclosure_scope=None),
+        make_contact(carol, phone="+15005550156", disclosure_scope=["missed"]),
+        make_contact(carol, phone="+15005550157"),  # consent given for an older number
+    ]
+    db.session.add(OptOut(phone="+15005550153", created_at=T0))
+    contacts[-1].phone = "+15005550158"
+    other = make_client(people.alice.therapist, display_name="Eve X.", phone="+15005550159")
+    db.session.add(OptOut(phone=other.phone, created_at=T0))
+    db.session.commit()
+    rows = [
+        SimpleNamespace(client_id=client.id, verifier_contact_id=contact_id, source_type="x",
+                        source_id="x")
+        for client in (carol, other)
+        for contact_id in [None, *(c.id for c in contacts)]
+    ]  # fmt: skip
+    facts = prompting._Facts.load(rows)
+    got = {
+        c.id: facts.recipient_block_reason(facts.contacts[c.id], today, contact=True)
+        for c in contacts
+    }
+    want = {c.id: prompting.recipient_block_reason(c, today) for c in contacts}
+    assert got == want
+    assert list(want.values()) == [None, "verifier_archived", "verifier_cannot_confirm",
+                                   "opted_out", "no_sms_consent", "no_disclosure_consent",
+                                   "no_disclosure_consent", "no_sms_consent"]  # fmt: skip
+    for client in (carol, other):
+        row_reason = facts.recipient_block_reason(facts.clients[client.id], today)
+        assert row_reason == prompting.recipient_block_reason(client, today)
+    assert facts.recipient_block_reason(facts.clients[other.id], today) == "opted_out"
+
+
+def test_prompted_events_are_stored_as_append_events_stores_them(people):
+    """The sweep writes its events as bulk rows: the same columns `append_events` writes."""
+    (row,) = _planned(people, 1)
+    now = datetime(2026, 12, 2, 1, 0, 0, 123456, tzinfo=UTC)
+    assert sweeps.send_reminders_and_prompts(now) == 1
+    ev = Event.__table__
+    fresh = ev.c.id > 0
+    (got,) = db.session.execute(select(ev).where(fresh, ev.c.type == "checkin.prompted")).all()
+    db.session.execute(delete(ev).where(ev.c.id == got.id))
+    reference = checkin_event_values(
+        "checkin.prompted",
+        checkins_of(row.source_id)[0],
+        now,
+        {"verifier": row.verifier_contact_id},
+    )
+    append_events([reference])
+    (want,) = db.session.execute(select(ev).where(fresh, ev.c.type == "checkin.prompted")).all()
+    skip = {"id", "txid"}
+    assert {k: v for k, v in got._mapping.items() if k not in skip} == {
+        k: v for k, v in want._mapping.items() if k not in skip
+    }
+    assert got.payload["verifier"] == row.verifier_contact_id
+    assert (got.txid is None) == (want.txid is None)

@@ -1,0 +1,83 @@
+"""enqueue_messages' driver-level INSERT stores what a Core INSERT of the same texts stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import String, cast, delete, select
+
+from service.db import db, insert_new_rows
+from service.models import Message
+from service.outbox import enqueue_messages
+
+NOW = datetime(2026, 12, 2, 1, 0, 0, 654321, tzinfo=UTC)
+_M = Message.__table__
+
+
+def _texts(people, tag: str) -> list[dict]:
+    carol = people.carol
+    return [
+        {"practice_id": carol.practice_id, "to": carol.phone, "body": "Steadfast: hello (code A1)",
+         "purpose": "prompt", "template": "prompt_commitment_self",
+         "idempotency_key": f"{tag}:1", "now": NOW, "client_id": carol.id,
+         "expires_at": NOW + timedelta(hours=2, microseconds=7)},
+        {"practice_id": None, "to": "+15005550199", "body": "Tschüss ñ €", "purpose": "alert",
+         "idempotency_key": f"{tag}:2", "now": NOW, "therapist_id": people.alice.therapist.id,
+         "send_after": NOW + timedelta(minutes=5), "from_number": "+15005550100"},
+        {"practice_id": carol.practice_id, "to": people.dave.phone, "body": None,
+         "purpose": "reminder", "idempotency_key": f"{tag}:3", "now": NOW + timedelta(seconds=1),
+         "contact_id": people.dave.id},
+    ]  # fmt: skip
+
+
+def _stored(keys: list[str]) -> list[tuple]:
+    db.session.expire_all()
+    stmt = select(
+        *(c for c in _M.c if c.name != "id"),
+        cast(_M.c.created_at, String),
+        cast(_M.c.send_after, String),
+        cast(_M.c.expires_at, String),
+    ).where(_M.c.idempotency_key.in_(keys))
+    return [tuple(row) for row in db.session.execute(stmt.order_by(_M.c.idempotency_key))]
+
+
+def _core_reference(texts: list[dict]) -> None:
+    """What enqueue_messages wrote before its driver-level INSERT (a Core executemany)."""
+    optional = ("client_id", "contact_id", "therapist_id", "checkin_id", "template",
+                "from_number", "expires_at")  # fmt: skip
+    rows = []
+    for n, text in enumerate(texts):
+        row = {key: text.get(key) for key in optional}
+        row.update(id=f"ms_ref{n}", practice_id=text["practice_id"], direction="outbound",
+                   to_number=text["to"], body=text["body"], purpose=text["purpose"],
+                   idempotency_key=text["idempotency_key"], status="queued", attempts=0,
+                   send_after=text.get("send_after") or text["now"], created_at=text["now"],
+                   updated_at=text["now"])  # fmt: skip
+        rows.append(row)
+    insert_new_rows(_M, rows, ["idempotency_key"])
+
+
+def test_bulk_enqueue_stores_what_a_core_insert_stores(people):
+    texts = _texts(people, "bulk")
+    keys = [t["idempotency_key"] for t in texts]
+    assert enqueue_messages(texts) == set(keys)
+    fast = _stored(keys)
+    db.session.execute(delete(_M).where(_M.c.idempotency_key.in_(keys)))
+    _core_reference(texts)
+    assert fast == _stored(keys)
+
+
+def test_bulk_enqueue_skips_taken_keys_and_reports_only_what_it_queued(people):
+    texts = _texts(people, "taken")
+    assert enqueue_messages(texts[1:2]) == {"taken:2"}
+    first = db.session.scalar(select(_M.c.id).where(_M.c.idempotency_key == "taken:2"))
+    assert enqueue_messages(texts) == {"taken:1", "taken:3"}
+    assert enqueue_messages(texts) == set()
+    assert db.session.scalar(select(_M.c.id).where(_M.c.idempotency_key == "taken:2")) == first
+    ids = db.session.scalars(
+        select(_M.c.id).where(_M.c.idempotency_key.in_(["taken:1", "taken:3"])).order_by(_M.c.id)
+    ).all()
+    keys = db.session.scalars(
+        select(_M.c.idempotency_key).where(_M.c.id.in_(ids)).order_by(_M.c.id)
+    ).all()
+    assert keys == ["taken:1", "taken:3"]  # ids follow the list's order
