@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -384,17 +385,34 @@ def measure_busy_minute(b: Bench) -> list[Row]:
 # HTTP: gunicorn on 127.0.0.1
 
 
+DEPLOY_CONFIG = REPO / "deploy" / "gunicorn.conf.py"
+
+
+def gunicorn_setup() -> str:
+    """Describe the workers deploy/gunicorn.conf.py gives gunicorn() (for the rows' notes)."""
+    conf = runpy.run_path(str(DEPLOY_CONFIG))  # reads this environment, as gunicorn() passes it
+    kind, threads = conf.get("worker_class", "sync"), int(conf.get("threads", 1))
+    shape = f"{conf['workers']} {kind} workers" + (f" × {threads} threads" if threads > 1 else "")
+    return f"gunicorn -c deploy/gunicorn.conf.py ({shape})"
+
+
 @contextmanager
-def gunicorn(url: str, prerendered: Path, workers: int = 2) -> Iterator[str]:
-    """Serve the bench app with gunicorn on a free loopback port; yield its base URL."""
+def gunicorn(url: str, prerendered: Path) -> Iterator[str]:
+    """Serve the bench app with gunicorn as deployed (deploy/gunicorn.conf.py: its workers,
+    worker class and threads) on a free loopback port; yield its base URL.
+
+    The access log is off, as it always was here: the floors and the routes they are
+    compared with are served by this same server, so neither pays for log lines.
+    """
     port = free_port()
     env = {**os.environ,
            "BENCH_APP_OVERRIDES": json.dumps({**APP_OVERRIDES, "DATABASE_URL": url}),
-           "BENCH_PRERENDERED_FEED": str(prerendered)}  # fmt: skip
+           "BENCH_PRERENDERED_FEED": str(prerendered),
+           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESS_LOG": ""}  # fmt: skip
     logfile = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "bench.wsgi_app:app"],
+        [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY_CONFIG), "--log-level", "warning",
+         "bench.wsgi_app:app"],
         cwd=REPO, env=env, stdout=logfile, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -492,6 +510,7 @@ def measure_http(b: Bench, tmp: Path) -> list[Row]:
     prerendered = tmp / f"prerendered-{b.backend}.ics"
     prerendered.write_bytes(b"")
     p = b.profile
+    setup = gunicorn_setup()
     with gunicorn(b.url, prerendered) as base:
         feed_url = f"{base}/feeds/{token}.ics"
         first = requests.get(feed_url, timeout=30)
@@ -528,7 +547,7 @@ def measure_http(b: Bench, tmp: Path) -> list[Row]:
         rows.append(Row("feed_poll", "feed poll with ETag (304)", b.backend, value=polls.label(),
                         floor=constant.label(), ratio=ratio, goal="≥ 70% of floor rate",
                         note=f"{polls.requests:,} requests, {polls.errors} errors; "
-                             f"{p.http_connections} connections, gunicorn --workers 2",
+                             f"{p.http_connections} connections, {setup}",
                         data={"polls": vars(polls), "constant": vars(constant)})
                     .judge(ratio is not None and ratio >= 0.7 and polls.errors == 0))  # fmt: skip
         rows += measure_webhook(b, base, constant)
