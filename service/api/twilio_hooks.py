@@ -8,9 +8,10 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlparse
 
 from flask import Blueprint, Response, current_app, request
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, compare, remove_port
 from twilio.twiml.messaging_response import MessagingResponse
 
 from service.api.common import settings
@@ -48,9 +49,22 @@ def _require_signature() -> None:
     if not token:
         logger.warning("twilio webhook refused: TWILIO_AUTH_TOKEN is not configured")
         raise ApiError(403, "webhook signatures cannot be checked: no auth token is configured")
-    if not signature or not _validator(token).validate(signed_url(), request.form, signature):
+    if not signature or not _valid(token, signed_url(), request.form, signature):
         logger.warning("twilio webhook refused: bad or missing signature on %s", request.path)
         raise ApiError(403, "invalid Twilio signature")
+
+
+def _valid(token: str, url: str, form: Any, signature: str) -> bool:
+    """RequestValidator.validate, computing the usual signature first.
+
+    validate computes two signatures for every request, the URL without its port and with
+    the scheme's port (Twilio signs one or the other), and accepts either. A request signed
+    for the first is accepted here on that one alone; anything else gets the full check.
+    """
+    validator = _validator(token)
+    if compare(validator.compute_signature(_without_port(url), form), signature):
+        return True
+    return validator.validate(url, form, signature)
 
 
 @lru_cache(maxsize=4)
@@ -58,16 +72,37 @@ def _validator(token: str) -> RequestValidator:
     return RequestValidator(token)
 
 
+@lru_cache(maxsize=64)
+def _without_port(url: str) -> str:
+    """The URL validate signs first (twilio.request_validator.remove_port)."""
+    return remove_port(urlparse(url))
+
+
 # What MessagingResponse renders with nothing to say (most answers): built once.
 _EMPTY_TWIML = str(MessagingResponse())
+# What it renders around one <Message> (twiml_by_library is the reference).
+_MESSAGE_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>{}</Message></Response>'
+
+
+def twiml_text(answer: str | None) -> str:
+    """Return the TwiML answering a text: MessagingResponse's output, without building its
+    element tree (ElementTree escapes &, < and > in text, and nothing else)."""
+    if not answer:
+        return _EMPTY_TWIML
+    escaped = answer.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MESSAGE_TWIML.format(escaped)
+
+
+def twiml_by_library(answer: str | None) -> str:
+    """The TwiML as the twilio library renders it (the reference for twiml_text)."""
+    twiml = MessagingResponse()
+    if answer:
+        twiml.message(answer)  # the library XML-escapes the text
+    return str(twiml)
 
 
 def _twiml(answer: str | None) -> Response:
-    if not answer:
-        return Response(_EMPTY_TWIML, status=200, mimetype="text/xml")
-    twiml = MessagingResponse()
-    twiml.message(answer)  # the library XML-escapes the text
-    return Response(str(twiml), status=200, mimetype="text/xml")
+    return Response(twiml_text(answer), status=200, mimetype="text/xml")
 
 
 @bp.post("/inbound")

@@ -6,12 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import Row, bindparam, literal_column, null, select, union_all
+from sqlalchemy import bindparam, literal_column, null, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -23,8 +22,10 @@ from service.models import CheckIn, Client, Message, OptOut, Practice, SupportCo
 from service.notifications import grammar, gsm
 from service.notifications.optout import opt_in_number, opt_out_number
 from service.notifications.replies import (
+    Candidate,
+    RawStatement,
     answer_prompt,
-    answerable_checkins,
+    answerable_candidates,
     pick_checkin,
     reply_values,
     responder_of,
@@ -49,34 +50,57 @@ _CONTACTS_AT = (
     .order_by(SupportContact.created_at, SupportContact.id)
 )
 _clients, _contacts, _opt_outs = Client.__table__, SupportContact.__table__, OptOut.__table__
-# Who has a number, in one statement: its clients, then every contact (archived ones too),
-# each oldest first as in _people, then a row when the number is on the suppression list.
-_WHO_HAS = union_all(
-    select(
-        literal_column("'client'").label("kind"),
-        _clients.c.id,
-        _clients.c.practice_id,
-        null().label("client_id"),
-        _clients.c.status,
-        _clients.c.language,
-        null().label("archived_at"),
-        _clients.c.created_at,
-    ).where(_clients.c.phone == bindparam("phone")),
-    select(
-        literal_column("'contact'"),
-        _contacts.c.id,
-        _contacts.c.practice_id,
-        _contacts.c.client_id,
-        null(),
-        null(),
-        _contacts.c.archived_at,
-        _contacts.c.created_at,
-    ).where(_contacts.c.phone == bindparam("phone")),
-    select(
-        literal_column("'opted_out'"), _opt_outs.c.phone, null(), null(), null(), null(), null(),
-        null(),
-    ).where(_opt_outs.c.phone == bindparam("phone")),
-).order_by(literal_column("kind"), literal_column("created_at"), literal_column("id"))  # fmt: skip
+
+
+def _who_has_statement(_dialect: str) -> Any:
+    """Who has a number, in one statement: its clients, then every contact (archived ones
+    too), each oldest first as in _people, then a row when the number is on the suppression
+    list."""
+    phone = bindparam("phone", type_=_clients.c.phone.type)
+    return union_all(
+        select(
+            literal_column("'client'").label("kind"),
+            _clients.c.id,
+            _clients.c.practice_id,
+            null().label("client_id"),
+            _clients.c.status,
+            _clients.c.language,
+            null().label("archived_at"),
+            _clients.c.created_at,
+        ).where(_clients.c.phone == phone),
+        select(
+            literal_column("'contact'"),
+            _contacts.c.id,
+            _contacts.c.practice_id,
+            _contacts.c.client_id,
+            null(),
+            null(),
+            _contacts.c.archived_at,
+            _contacts.c.created_at,
+        ).where(_contacts.c.phone == phone),
+        select(
+            literal_column("'opted_out'"), _opt_outs.c.phone, null(), null(), null(), null(),
+            null(), null(),
+        ).where(_opt_outs.c.phone == phone),
+    ).order_by(literal_column("kind"), literal_column("created_at"), literal_column("id"))  # fmt: skip
+
+
+_WHO_HAS = RawStatement(_who_has_statement)
+
+
+class _Person(NamedTuple):
+    """A client or contact at a number, as _WHO_HAS reads them."""
+
+    kind: str
+    id: str
+    practice_id: str | None
+    client_id: str | None  # a contact's client
+    status: str | None  # a client's
+    language: str | None  # a client's
+    archived_at: Any  # a contact's: only whether it is None is read
+    created_at: Any
+
+
 # INSERT .. ON CONFLICT DO NOTHING, by dialect name: a replayed MessageSid inserts nothing.
 _UPSERT_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
@@ -101,8 +125,8 @@ class _Sender:
     """
 
     phone: str
-    clients: list[Any]  # Client
-    contacts: list[Any]  # SupportContact
+    clients: list[Any]  # Client or _Person
+    contacts: list[Any]  # SupportContact or _Person
     client: Any  # the one whose answers we give (client-only keywords), or None
     # Every contact with the number, archived ones too: a prompt sent before archiving may
     # still be answered (the check-in lookup's rule), though an archived contact is no sender.
@@ -147,7 +171,7 @@ def handle_inbound(
     # a check-in still open.)
     candidates = None
     if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
-        candidates = answerable_checkins(clients, every_contact, now)
+        candidates = answerable_candidates(clients, every_contact, now, phone)
     decision = _decide(sender, intent, reply, now, candidates)
     if before_write is not None:
         before_write()
@@ -218,7 +242,7 @@ def _decide(
     intent: str,
     reply: grammar.Reply,
     now: datetime,
-    candidates: tuple[list[CheckIn], list[CheckIn]] | None,
+    candidates: tuple[list[Candidate], list[Candidate]] | None,
 ) -> tuple[str | None, str | None, CheckIn | None, str | None] | None:
     """Decide, by reads alone, what a text leads to: (template, answer, check-in, action).
 
@@ -245,7 +269,8 @@ def _decide(
         open_prompts, late = candidates if candidates is not None else ([], [])
         row, codes = pick_checkin(open_prompts, late, reply.code)
         if row is not None:
-            return None, None, row, "confirmed" if intent == grammar.CONFIRM else "declined"
+            action = "confirmed" if intent == grammar.CONFIRM else "declined"
+            return None, None, row.checkin(), action
         language = _language(sender)
         if codes:
             return "clarify_codes", render("clarify_codes", language, codes=codes), None, "clarify"
@@ -381,17 +406,18 @@ def _language(sender: _Sender) -> str:
     return sender.client.language if sender.client is not None else "en"
 
 
-def _who_has(phone: str) -> tuple[list[Row[Any]], list[Row[Any]], bool]:
-    """Return the clients and every contact (archived too) who have this number, as rows
-    (id, practice_id, client_id, status, language, archived_at), and whether it is opted out.
+def _who_has(phone: str) -> tuple[list[_Person], list[_Person], bool]:
+    """Return the clients and every contact (archived too) who have this number, and
+    whether it is opted out.
 
     One statement for what _people and consent.is_opted_out read (ix_clients_phone,
     ix_support_contacts_phone, the opt-out's primary key), in the same order.
     """
-    clients: list[Row[Any]] = []
-    contacts: list[Row[Any]] = []
+    clients: list[_Person] = []
+    contacts: list[_Person] = []
     opted_out = False
-    for row in db.session.execute(_WHO_HAS, {"phone": phone}):
+    for values in _WHO_HAS.rows(db.session.connection(), {"phone": phone}):
+        row = _Person._make(values)
         if row.kind == "client":
             clients.append(row)
         elif row.kind == "contact":
@@ -485,15 +511,17 @@ def _store_rows(values: dict[str, Any], reply: dict[str, Any] | None) -> bool:
     table = Message.__table__
     rows = [values] if reply is None else [{**_REPLY_ONLY, **values}, reply]
     sid = values["provider_sid"]
-    upsert = _store_once(db.session.get_bind().dialect.name)
-    if sid is None:
-        db.session.execute(table.insert(), rows)
-    elif upsert is not None:
-        stored = set(db.session.scalars(upsert, rows))
-        if values["id"] not in stored:  # rowcount is -1 on psycopg
+    connection = db.session.connection()
+    if connection.dialect.name in _UPSERT_INSERTS:
+        # Without a sid nothing can conflict: the same statement inserts the rows.
+        params = {f"{key}_{n}": row.get(key) for n, row in enumerate(rows) for key in _STORED}
+        stored = {id_ for (id_,) in _STORE_ONCE[len(rows)].rows(connection, params)}
+        if sid is not None and values["id"] not in stored:  # rowcount is -1 on psycopg
             if reply is not None:
                 db.session.execute(table.delete().where(table.c.id == reply["id"]))
             return False
+    elif sid is None:
+        db.session.execute(table.insert(), rows)
     else:  # another database: a savepoint catches the duplicate
         try:
             with db.session.begin_nested():
@@ -505,22 +533,38 @@ def _store_rows(values: dict[str, Any], reply: dict[str, Any] | None) -> bool:
     return True
 
 
-# The answer row's columns an inbound row leaves empty: one executemany needs one key set.
+# The answer row's columns an inbound row leaves empty: one statement needs one key set.
 _REPLY_ONLY = {"template": None, "idempotency_key": None, "send_after": None, "sent_at": None}
+# The columns stored for an inbound text and its answer (_inbound_values, reply_values).
+_STORED = (
+    "id", "practice_id", "client_id", "contact_id", "direction", "to_number", "from_number",
+    "body", "purpose", "status", "provider_sid", "attempts", "segments", "created_at",
+    "updated_at", *_REPLY_ONLY,
+)  # fmt: skip
 
 
-@cache
-def _store_once(dialect: str) -> Any:
-    """Return the INSERT .. ON CONFLICT (provider_sid) DO NOTHING RETURNING id, or None."""
-    insert = _UPSERT_INSERTS.get(dialect)
-    if insert is None:
-        return None
-    table = Message.__table__
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=[table.c.provider_sid])
-        .returning(table.c.id)
-    )
+def _store_once_statement(rows: int) -> RawStatement:
+    """Build, per dialect, the INSERT of `rows` rows .. ON CONFLICT (provider_sid) DO NOTHING
+    RETURNING id; its parameters are named `<column>_<row>`."""
+
+    def build(dialect: str) -> Any:
+        table = Message.__table__
+        return (
+            _UPSERT_INSERTS[dialect](table)
+            .values(
+                [
+                    {key: bindparam(f"{key}_{n}", type_=table.c[key].type) for key in _STORED}
+                    for n in range(rows)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[table.c.provider_sid])
+            .returning(table.c.id)
+        )
+
+    return RawStatement(build)
+
+
+_STORE_ONCE = {rows: _store_once_statement(rows) for rows in (1, 2)}
 
 
 def _replay(sid: str | None) -> InboundResult | None:
