@@ -24,20 +24,22 @@ So the time a send or the database takes does not push later slots back.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import queue
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, not_, select, update
+from sqlalchemy import Integer, bindparam, func, not_, select, update
 
 from service.db import db, id_in
 from service.events import append_events
@@ -80,11 +82,55 @@ _sends_this_process = 0
 _M = Message.__table__
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the key of a send in flight
 class _InFlight:
     message: gate.Claimed
     recipient: gate.Recipient
     request: dict[str, Any]
+
+
+# What became of one send: (its flight, the provider's result, or the exception it raised).
+_Finished = tuple[_InFlight, SendResult | None, BaseException | None]
+
+
+class _Senders:
+    """Sender threads: each takes a send from `jobs`, and puts what became of it on `done`.
+
+    Two C-level queues and nothing else: a send handed over costs one put and one get on
+    each side (no future, no waiter per send), so the threads take as little as possible
+    of the interpreter lock from the thread that claims and checks.
+    """
+
+    def __init__(self, count: int, done: queue.SimpleQueue[_Finished]) -> None:
+        self.count = count
+        self.done = done
+        self.jobs: queue.SimpleQueue[tuple[_InFlight, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, flight: _InFlight, args: tuple[Any, ...]) -> None:
+        if len(self.threads) < self.count:  # started as sends are handed over, as needed
+            thread = threading.Thread(
+                target=self._work, name=f"sms-send_{len(self.threads)}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        self.jobs.put((flight, args))
+
+    def _work(self) -> None:
+        jobs, done = self.jobs, self.done
+        while (job := jobs.get()) is not None:
+            flight, args = job
+            try:
+                done.put((flight, _provider_send(*args), None))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the run's thread
+                done.put((flight, None, exc))
+
+    def close(self) -> None:
+        """Let the sends handed over finish, then stop the threads."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def dispatch_outbox(
@@ -109,19 +155,42 @@ def dispatch_outbox(
         rate = 0.0 if provider.name in _UNLIMITED else float(settings.SMS_MPS)
         bucket = TokenBucket(rate, 1, sleep=sleep)
     db.session.commit()  # claims are committed batch by batch; start from a clean transaction
-    sent = reconcile_abandoned(now=now, provider=provider, message_ids=message_ids)
-    run = _Run(now, provider, settings, rng, bucket, message_ids, limit, workers)
-    session = db.session()
-    expire = session.expire_on_commit
-    # The run reads and writes with Core statements and holds no ORM objects of its own:
-    # expiring the session's objects at each of its commits would only cost re-reads.
-    session.expire_on_commit = False
+    with _old_objects_frozen():
+        sent = reconcile_abandoned(now=now, provider=provider, message_ids=message_ids)
+        run = _Run(now, provider, settings, rng, bucket, message_ids, limit, workers)
+        session = db.session()
+        expire = session.expire_on_commit
+        # The run reads and writes with Core statements and holds no ORM objects of its own:
+        # expiring the session's objects at each of its commits would only cost re-reads.
+        session.expire_on_commit = False
+        try:
+            return sent + run.loop()
+        finally:
+            session.expire_on_commit = expire
+            run.close()
+            session.expire_all()  # the caller sees the database as it is, as after any commit
+
+
+@contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """Keep the cycle collector's full passes off the objects that existed before the run.
+
+    A run allocates enough (statements, rows, HTTP requests) to set off a full collection
+    now and then, and a full collection walks every object of the process (the app, its
+    mappings, the twilio library's thousands of classes): 60-80 ms in the middle of a run,
+    measured, with the interpreter lock held. Frozen, those objects are skipped; what the
+    run itself allocates is collected as before. Process-wide, so the run thaws only what
+    it froze: a process that froze its heap itself (or a run already under way in another
+    thread) is left as it was.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
     try:
-        return sent + run.loop()
+        yield
     finally:
-        session.expire_on_commit = expire
-        run.close()
-        session.expire_all()  # the caller sees the database as it is, as after any commit
+        gc.unfreeze()
 
 
 class _Run:
@@ -157,20 +226,22 @@ class _Run:
             self.depth = self.most  # every send handed over is running (or waiting its slot)
         else:
             self.depth = self.most * (_QUEUED_PER_SENDER if workers > 0 else 1)
-        self.pool = ThreadPoolExecutor(workers, "sms-send") if workers > 0 else None
+        # What became of each send handed over, in the order they ended.
+        self.done: queue.SimpleQueue[_Finished] = queue.SimpleQueue()
+        self.pool = _Senders(workers, self.done) if workers > 0 else None
         # Set by a sender whose send failed provider-wide: the sends handed over behind it
         # are then given back untried (not sent, not counted as attempts).
         self.halted = threading.Event()
         self.window = 1  # sends handed over and not finished, at most (up to depth)
         self.ready: deque[_InFlight] = deque()  # claimed and checked, waiting for a sender
-        self.inflight: dict[Future[SendResult], _InFlight] = {}
+        self.inflight: set[_InFlight] = set()  # handed over, not yet taken off `done`
         self.started = time.monotonic()
         self.unsaved = 0  # outcomes recorded since the last commit
         self.sent: list[tuple[gate.Claimed, SendResult]] = []  # sends to record as sent
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True)
+            self.pool.close()
 
     def clock(self) -> datetime:
         # Claims carry the real elapsed time, so a long run's later claims do not look
@@ -180,9 +251,17 @@ class _Run:
     def loop(self) -> int:
         sent = streak = claimed = 0
         stop = drained = False
+        finished: list[_Finished] = []
         while True:
-            for future in [f for f in self.inflight if f.done()]:
-                outcome = self._record(self.inflight.pop(future), future)
+            done = self.done
+            while True:
+                try:
+                    finished.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            for flight, result, error in finished:
+                self.inflight.discard(flight)
+                outcome = self._record(flight, result, error)
                 if outcome == "sent":
                     sent += 1
                     streak = 0
@@ -190,6 +269,7 @@ class _Run:
                 elif outcome == "provider_down":
                     streak += 1
                     self.window = 1
+            finished.clear()
             if streak >= BREAKER and not stop:
                 logger.warning("dispatch: provider failing, stopping this run")
                 stop = True
@@ -217,8 +297,9 @@ class _Run:
             if self.unsaved >= self.batch:
                 self._commit()
             timeout = _OUTCOME_WAIT_SECONDS if self.unsaved else None
-            finished, _ = wait(list(self.inflight), timeout, FIRST_COMPLETED)
-            if not finished:
+            try:
+                finished.append(self.done.get(timeout=timeout))
+            except queue.Empty:
                 self._commit()
 
     def _commit(self) -> None:
@@ -233,61 +314,29 @@ class _Run:
         number keeps its place: near the limit the run waits for the number rather than
         sending later texts instead. Paced runs pass None: waiting would leave slots unused.
         """
-        busy = sorted({f.message.to_number for f in (*self.inflight.values(), *self.ready)})
-        # The due texts in order (locked on PostgreSQL; other dispatchers' locked rows are
-        # skipped), each with its place and whether it is the first to its number.
-        candidates = (
-            select(_M.c.id, _M.c.to_number, _M.c.send_after)
-            .where(
-                _M.c.status == "queued",
-                _M.c.direction == "outbound",
-                _M.c.send_after <= self.now,
-            )
-            .order_by(_M.c.send_after, _M.c.id)
-            .limit(2 * room + len(busy) + _CANDIDATE_SLACK)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's UPDATE holds the lock
-        )
+        busy = sorted({f.message.to_number for f in (*self.inflight, *self.ready)})
+        dialect = db.session.get_bind().dialect.name
+        claim, probe = _claim_statements(dialect, self.message_ids is not None)
+        params: dict[str, Any] = {
+            "due": self.now,
+            "scan": 2 * room + len(busy) + _CANDIDATE_SLACK,
+            "busy": gate.ids_value(dialect, busy),
+            "room": room,
+            "left": _NO_LEFT if left is None else left,
+        }
         if self.message_ids is not None:
-            candidates = candidates.where(id_in(_M.c.id, self.message_ids))
-        cand = candidates.subquery("cand")
-        in_order = (cand.c.send_after, cand.c.id)
-        ranked = select(
-            cand.c.id,
-            cand.c.to_number,
-            func.row_number().over(order_by=in_order).label("place"),
-            func.row_number().over(partition_by=cand.c.to_number, order_by=in_order).label("nth"),
-        ).subquery("ranked")
-        # The first text to each number not in flight or waiting, in order, up to `room`;
-        # with `left`, only among the first `left` due texts (a text passed over keeps its
-        # place).
-        chosen = (
-            select(ranked.c.id)
-            .where(ranked.c.nth == 1, not_(id_in(ranked.c.to_number, busy)))
-            .order_by(ranked.c.place)
-            .limit(room)
-        )
-        if left is not None:
-            chosen = chosen.where(ranked.c.place <= left)
+            params["only"] = gate.ids_value(dialect, self.message_ids)
         for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
-            at = self.clock()
+            params["claim_at"] = self.clock()
             # The claim and the rows it won, as the UPDATE left them (only the columns
             # dispatch uses), in one statement.
-            won = [
-                gate.Claimed(*row)
-                for row in db.session.execute(
-                    update(_M)
-                    .where(_M.c.id.in_(chosen.scalar_subquery()), _M.c.status == "queued")
-                    .values(status="sending", claimed_at=at, attempts=_M.c.attempts + 1,
-                            updated_at=at)
-                    .returning(*gate.CLAIMED_COLUMNS)
-                )
-            ]  # fmt: skip
+            won = [gate.Claimed(*row) for row in db.session.execute(claim, params)]
             # The claims (and the outcomes recorded before them) are committed before any
             # of these texts can reach the provider.
             self._commit()
             if won:
                 return sorted(won, key=lambda m: (m.send_after, m.id))
-            lost = db.session.execute(chosen.limit(1)).first() is not None
+            lost = db.session.execute(probe, params).first() is not None
             db.session.commit()  # the check's row locks (PostgreSQL) go at once
             if not lost:
                 return []  # nothing claimable, rather than a race lost to another dispatcher
@@ -310,6 +359,7 @@ class _Run:
                                     None))  # fmt: skip
                     continue
                 decided.append((message, decision, recipient))
+            skipped: list[tuple[gate.Claimed, str]] = []
             for message, decision, recipient in decided:
                 if isinstance(decision, str):
                     settle(message, self.now, status="failed", error_message=decision)
@@ -319,7 +369,7 @@ class _Run:
                 if decision.action == policy.SEND:
                     self.ready.append(_InFlight(message, recipient, self._request(message)))
                 elif decision.action == policy.SKIP:
-                    settle(message, self.now, status="skipped", error_message=decision.reason)
+                    skipped.append((message, decision.reason))
                     logger.info("dispatch: message %s skipped: %s", message.id, decision.reason)
                 else:
                     settle(
@@ -333,6 +383,7 @@ class _Run:
                         # Staleness runs from the new send time, not from when it was queued.
                         expires_at=message.expires_at or decision.until + self.stale,
                     )
+            _settle_skipped(skipped, self.now)
 
     def _request(self, message: gate.Claimed) -> dict[str, Any]:
         return {
@@ -360,27 +411,29 @@ class _Run:
         if self.pool is not None:
             if not self.inflight:
                 self.halted.clear()  # nothing handed over earlier can still be withheld
-            future = self.pool.submit(_provider_send, *args, self.halted)
+            self.pool.submit(flight, (*args, self.halted))
         else:
-            future = Future()
             try:
-                future.set_result(_provider_send(*args))
+                self.done.put((flight, _provider_send(*args), None))
             except DeliveryError as error:
-                future.set_exception(error)
-        self.inflight[future] = flight
+                self.done.put((flight, None, error))
+        self.inflight.add(flight)
 
-    def _record(self, flight: _InFlight, future: Future[SendResult]) -> str:
+    def _record(
+        self, flight: _InFlight, result: SendResult | None, error: BaseException | None
+    ) -> str:
         """Record what became of one send (committed later); return what it was."""
         message, now = flight.message, self.now
-        try:
-            result = future.result()
-        except _Withheld:
+        if isinstance(error, _Withheld):
             self.ready.appendleft(flight)  # not tried: it waits for the window like the rest
             return "withheld"
-        except DeliveryError as error:
+        if isinstance(error, DeliveryError):
             self.unsaved += 1
             self._save_sent()
             return _failed(message, error, now, self.rng, flight.recipient)
+        if error is not None:
+            raise error
+        assert result is not None
         self.unsaved += 1
         self.sent.append((message, result))
         logger.info("dispatch: message %s sent to %s as %s", message.id,
@@ -393,21 +446,8 @@ class _Run:
             return
         done, self.sent = self.sent, []
         now = self.now
-        rows = [{"_id": m.id, "_sid": r.sid, "_segments": r.segments} for m, r in done]
-        result = db.session.execute(
-            update(_M)
-            .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
-            .values(
-                status="sent",
-                provider_sid=bindparam("_sid"),
-                segments=bindparam("_segments"),
-                sent_at=now,
-                error_code=None,
-                error_message=None,
-                updated_at=now,
-            ),  # fmt: skip
-            rows,
-        )
+        rows = [{"_id": m.id, "_sid": r.sid, "_segments": r.segments, "_now": now} for m, r in done]
+        result = db.session.execute(_MARK_SENT, rows)
         moved = {m.id for m, _ in done}
         if result.rowcount != len(rows):
             # Some row changed under us (e.g. reconciled by another dispatcher after a
@@ -436,6 +476,117 @@ class _Run:
             message.error_code = message.error_message = None
             events.append(sent_event(message, now, {"segments": result.segments}))
         append_events(events)
+
+
+# `left` for a run that does not keep passed-over texts' places: no place is that far.
+_NO_LEFT = 2**31 - 1
+_CLAIM_STATEMENTS: dict[tuple[str, bool], tuple[Any, Any]] = {}
+
+
+def _claim_statements(dialect: str, only: bool) -> tuple[Any, Any]:
+    """The claim (an UPDATE ... RETURNING) and its probe (is anything claimable left?).
+
+    Built once per dialect; each claim binds its own values: `due` (the run's now), `scan`
+    (candidates read), `busy` (numbers in flight or waiting), `room`, `left`, `claim_at`,
+    and `only` (the run's message ids) when `only`.
+    """
+    key = (dialect, only)
+    built = _CLAIM_STATEMENTS.get(key)
+    if built is not None:
+        return built
+    # The due texts in order (locked on PostgreSQL; other dispatchers' locked rows are
+    # skipped), each with its place and whether it is the first to its number.
+    candidates = (
+        select(_M.c.id, _M.c.to_number, _M.c.send_after)
+        .where(
+            _M.c.status == "queued",
+            _M.c.direction == "outbound",
+            _M.c.send_after <= bindparam("due", type_=_M.c.send_after.type),
+        )
+        .order_by(_M.c.send_after, _M.c.id)
+        .limit(bindparam("scan", type_=Integer))
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's UPDATE holds the lock
+    )
+    if only:
+        candidates = candidates.where(gate.in_bound(_M.c.id, "only", dialect))
+    cand = candidates.subquery("cand")
+    in_order = (cand.c.send_after, cand.c.id)
+    ranked = select(
+        cand.c.id,
+        cand.c.to_number,
+        func.row_number().over(order_by=in_order).label("place"),
+        func.row_number().over(partition_by=cand.c.to_number, order_by=in_order).label("nth"),
+    ).subquery("ranked")
+    # The first text to each number not in flight or waiting, in order, up to `room`, only
+    # among the first `left` due texts (a text passed over keeps its place).
+    chosen = (
+        select(ranked.c.id)
+        .where(
+            ranked.c.nth == 1,
+            not_(gate.in_bound(ranked.c.to_number, "busy", dialect)),
+            ranked.c.place <= bindparam("left", type_=Integer),
+        )
+        .order_by(ranked.c.place)
+        .limit(bindparam("room", type_=Integer))
+    )
+    at = bindparam("claim_at", type_=_M.c.claimed_at.type)
+    claim = (
+        update(_M)
+        .where(_M.c.id.in_(chosen.scalar_subquery()), _M.c.status == "queued")
+        .values(status="sending", claimed_at=at, attempts=_M.c.attempts + 1, updated_at=at)
+        .returning(*gate.CLAIMED_COLUMNS)
+    )
+    built = _CLAIM_STATEMENTS[key] = (claim, chosen.limit(1))
+    return built
+
+
+_NOW = bindparam("_now", type_=_M.c.updated_at.type)
+# A send's outcome, one row per text (executemany): moved only while still `sending`.
+_MARK_SENT = (
+    update(_M)
+    .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
+    .values(
+        status="sent",
+        provider_sid=bindparam("_sid"),
+        segments=bindparam("_segments"),
+        sent_at=_NOW,
+        error_code=None,
+        error_message=None,
+        updated_at=_NOW,
+    )
+)
+# A text the send-time check skipped, with its reason (executemany), as outcomes.settle
+# writes it.
+_MARK_SKIPPED = (
+    update(_M)
+    .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
+    .values(
+        status="skipped",
+        error_message=bindparam("_reason"),
+        updated_at=_NOW,
+    )
+)
+
+
+def _settle_skipped(skipped: list[tuple[gate.Claimed, str]], now: datetime) -> None:
+    """Record a batch's skipped texts (not committed): settle()'s UPDATE, one executemany."""
+    if not skipped:
+        return
+    rows = [{"_id": m.id, "_reason": reason, "_now": now} for m, reason in skipped]
+    result = db.session.execute(_MARK_SKIPPED, rows)
+    moved = None
+    if result.rowcount != len(rows):
+        # Some row changed under us: read what each is now, as settle() does.
+        ids = [m.id for m, _ in skipped]
+        found = db.session.execute(select(_M.c.id, _M.c.status).where(_M.c.id.in_(ids)))
+        moved = {id_: status for id_, status in found}
+    for message, reason in skipped:
+        if moved is not None and moved.get(message.id) != "skipped":
+            message.status = moved.get(message.id, message.status)
+            logger.warning("dispatch: message %s changed under us; left as %s", message.id,
+                           message.status)  # fmt: skip
+            continue
+        message.status, message.error_message, message.updated_at = "skipped", reason, now
 
 
 class _Withheld(Exception):

@@ -1,0 +1,136 @@
+"""Dispatch's fast paths write exactly what the general paths write, and leave no trace."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from sqlalchemy import update
+
+from service.db import db
+from service.models import Message
+from service.notifications import gate
+from service.notifications.dispatch import dispatch_outbox
+from service.notifications.outcomes import settle
+from service.notifications.providers import FakeProvider
+from tests.notifications.sms_support import T0, later, queue, reload
+
+
+@pytest.fixture
+def sms(clock) -> FakeProvider:
+    return FakeProvider(seed=11, clock=clock)
+
+
+@pytest.fixture
+def settings(app):
+    return app.extensions["settings"]
+
+
+def prompt_for(carol, **fields):
+    values = {"practice_id": carol.practice_id, "purpose": "prompt",
+              "template": "prompt_meeting_self", "client_id": carol.id,
+              "expires_at": later(T0, hours=2)}  # fmt: skip
+    values.update(fields)
+    return queue(carol.phone, **values)
+
+
+def contact_prompt(people, **fields):
+    values = {"practice_id": people.carol.practice_id, "purpose": "prompt",
+              "template": "prompt_contact", "client_id": people.carol.id,
+              "contact_id": people.dave.id, "expires_at": later(T0, hours=2)}  # fmt: skip
+    values.update(fields)
+    return queue(people.dave.phone, **values)
+
+
+def row(message):
+    """What a skip writes (claimed_at is the claim's own clock, not the skip's)."""
+    m = reload(message)
+    return (m.status, m.error_message, m.error_code, m.updated_at, m.attempts, m.provider_sid,
+            m.sent_at, m.send_after, m.expires_at)  # fmt: skip
+
+
+def test_skips_recorded_together_equal_settle_one_by_one(people, sms, settings):
+    # The batch's skips go in one executemany; each row must be what settle() writes.
+    people.carol.status = "discharged"
+    batched = [prompt_for(people.carol), contact_prompt(people)]
+    db.session.commit()
+    assert dispatch_outbox(now=T0, provider=sms, settings=settings) == 0
+    assert sms.attempts == []
+
+    alone = [prompt_for(people.carol, idempotency_key="again-1"),
+             contact_prompt(people, idempotency_key="again-2")]  # fmt: skip
+    db.session.commit()
+    for message in alone:  # the general path: claimed, then settle() per text
+        db.session.execute(update(Message).where(Message.id == message.id)
+                           .values(status="sending", claimed_at=T0, attempts=1, updated_at=T0))  # fmt: skip
+        settle(message, T0, status="skipped", error_message="client discharged")
+    db.session.commit()
+    for fast, general in zip(batched, alone, strict=True):
+        assert row(fast) == row(general)
+        assert row(fast)[:2] == ("skipped", "client discharged")
+
+
+def test_a_skip_whose_row_changed_under_the_run_is_left_alone(people, sms, settings, monkeypatch):
+    # Between the claim and the skip's record another writer settles one of the rows: the
+    # batched UPDATE moves only rows still `sending`, as settle() does, and the rest skip.
+    people.carol.status = "discharged"
+    taken = prompt_for(people.carol)
+    other = contact_prompt(people)
+    db.session.commit()
+    real = gate.decide
+
+    def decide(message, now, settings):
+        if message.id == taken.id:
+            with db.engine.begin() as conn:  # another dispatcher, outside this session
+                conn.execute(update(Message).where(Message.id == taken.id)
+                             .values(status="sent", provider_sid="SMelsewhere"))  # fmt: skip
+        return real(message, now, settings)
+
+    monkeypatch.setattr(gate, "decide", decide)
+    assert dispatch_outbox(now=T0, provider=sms, settings=settings) == 0
+    assert (reload(taken).status, reload(taken).provider_sid) == ("sent", "SMelsewhere")
+    assert (reload(other).status, reload(other).error_message) == (
+        "skipped", "client discharged",
+    )  # fmt: skip
+
+
+def test_the_prebuilt_facts_query_reads_only_the_ids_bound(people, settings):
+    texts = [prompt_for(people.carol), contact_prompt(people), prompt_for(people.carol)]
+    db.session.commit()
+    stmt = gate.facts_statement([texts[0].id, texts[1].id]).params(**gate.send_window(T0))
+    assert sorted(r[0] for r in db.session.execute(stmt)) == sorted([texts[0].id, texts[1].id])
+    pre = gate.prefetch([texts[2]], T0)
+    assert list(pre.facts) == [texts[2].id]
+    assert pre.facts[texts[2].id] == gate.prefetch(texts, T0).facts[texts[2].id]
+
+
+@pytest.mark.parametrize("workers", [0, 4])
+def test_a_run_restricted_to_message_ids_claims_only_those(people, sms, settings, workers):
+    # The claim statement is built once per dialect with the ids bound per run.
+    wanted = [queue(f"+1500555{7100 + n}") for n in range(3)]
+    others = [queue(f"+1500555{7200 + n}") for n in range(3)]
+    db.session.commit()
+    ids = [m.id for m in wanted[:2]]
+    assert dispatch_outbox(now=T0, provider=sms, settings=settings, message_ids=ids,
+                           workers=workers) == 2  # fmt: skip
+    assert [reload(m).status for m in wanted] == ["sent", "sent", "queued"]
+    assert {reload(m).status for m in others} == {"queued"}
+    assert dispatch_outbox(now=T0, provider=sms, settings=settings, workers=workers) == 4
+
+
+def test_a_run_leaves_the_collector_as_it_found_it(people, sms, settings):
+    queue("+15005557301")
+    db.session.commit()
+    assert gc.get_freeze_count() == 0
+    dispatch_outbox(now=T0, provider=sms, settings=settings)
+    assert gc.get_freeze_count() == 0  # what the run froze is thawed
+    queue("+15005557302")
+    db.session.commit()
+    gc.freeze()  # a process that froze its own heap (a preloading server, say)
+    try:
+        frozen = gc.get_freeze_count()
+        dispatch_outbox(now=T0, provider=sms, settings=settings)
+        # Left frozen (less the few frozen objects freed meanwhile), not thawed by the run.
+        assert gc.get_freeze_count() > frozen - 1000
+    finally:
+        gc.unfreeze()
