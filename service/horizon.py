@@ -98,23 +98,30 @@ def plan_due_batches(
     """Plan the lagging sources a batch at a time, yielding each batch's count of new rows.
 
     The caller may commit after each yield (the sweep does): a batch's claims, check-ins
-    and events are complete by then, and committing releases its row locks.
+    and events are complete by then, and committing releases its row locks. A batch holds
+    at most `batch` sources; the meeting plans' last, partial one is filled up with
+    commitments before it is yielded, so a sweep commits no more often than it must.
     """
     until = now + horizon
     batch = batch or PLAN_BATCH
+    created, room = 0, batch
     for model in (MeetingPlan, Commitment):
         table = model.__table__
-        base = due_sources_stmt(model, until).limit(batch)
+        base = due_sources_stmt(model, until)
         after: str | None = None
         while True:
             stmt = base if after is None else base.where(table.c.id > after)
-            rows = db.session.execute(stmt).all()
-            if not rows:
-                break
-            after = rows[-1].id
-            yield _plan_batch(model, rows, now, until)
-            if len(rows) < batch:
-                break
+            rows = db.session.execute(stmt.limit(room)).all()
+            if rows:
+                after = rows[-1].id
+                created += _plan_batch(model, rows, now, until)
+                room -= len(rows)
+            if room:
+                break  # fewer than asked for: none of this kind left
+            yield created
+            created, room = 0, batch
+    if room < batch:
+        yield created
 
 
 def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: datetime) -> int:

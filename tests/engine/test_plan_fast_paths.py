@@ -275,3 +275,30 @@ def test_the_existing_rows_probe_agrees_with_the_plain_query(people):
                 assert probe == (plain is not None)
                 answers.append(probe)
     assert True in answers and False in answers
+
+
+def test_a_batch_holds_at_most_plan_batch_sources_across_both_kinds(people, monkeypatch):
+    """Five plans and four commitments, three a batch: three transactions, not four."""
+    from service import horizon
+
+    monkeypatch.setattr(horizon, "PLAN_BATCH", 3)
+    claimed: list[int] = []
+    plan_batch = horizon._plan_batch
+    monkeypatch.setattr(
+        horizon,
+        "_plan_batch",
+        lambda model, rows, *args: claimed.append(len(rows)) or plan_batch(model, rows, *args),
+    )
+    meeting = make_meeting(people.riverside.id, day=3, time="19:00", end_time="20:30")
+    others = [make_client(people.alice.therapist, phone=f"+150055506{k:02d}") for k in range(4)]
+    for client in [people.carol, *others]:
+        make_plan(client, meeting)
+    for client in others:
+        make_commitment(client)
+    db.session.commit()
+    now = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+    batches = list(horizon.plan_due_batches(now, horizon=timedelta(hours=36)))
+    db.session.commit()
+    assert claimed == [3, 2, 1, 3]  # plans 3 | plans 2 + commitment 1 | commitments 3
+    assert batches == [3, 2 + 2, 6]  # one check-in a plan, two a commitment
+    assert list(horizon.plan_due_batches(now, horizon=timedelta(hours=36))) == []
