@@ -299,6 +299,9 @@ def render(template: str, language: str, **fields: Any) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _render(template: str, language: str, fields: tuple[tuple[str, Any], ...]) -> str:
+    # A prompt with a code is its uncoded text plus the code: one rendering per wording.
+    if template in templates.PROMPT_TEMPLATES:
+        return templates.render_prompt(template, language, **dict(fields))
     return render_text(template, language, **dict(fields))
 
 

@@ -655,3 +655,46 @@ def render(template: str, language: str, **fields: Any) -> str:
     if gsm.segments(text) > MAX_SEGMENTS[template]:
         raise ValueError(f"template {template!r} rendered longer than its budget")
     return text
+
+
+def _code_comes_last(template: str) -> bool:
+    """Whether every wording of template ends with its code, after fixed words of its own."""
+    return template in PROMPT_TEMPLATES and all(
+        text.endswith("{code}") and text.count("{code}") == 1 and not text.endswith("}{code}")
+        for text in TEMPLATES[template].values()
+    )
+
+
+_CODE_LAST = frozenset(t for t in PROMPT_TEMPLATES if _code_comes_last(t))
+
+
+def render_prompt(template: str, language: str, **fields: Any) -> str:
+    """`render` for a prompt, its text without the code remembered per wording and fields.
+
+    A prompt's code is its last part and follows the template's own words, so the coded
+    text is the uncoded one plus the code's part, each made GSM-7 and scrubbed as `render`
+    does the whole (no word runs across that seam). A busy minute asks thousands of people
+    the same few questions, each with its own code: one rendering serves every code.
+    """
+    code = fields.get("code")
+    if not code or template not in _CODE_LAST:
+        return render(template, language, **fields)
+    rest = tuple(sorted((k, v) for k, v in fields.items() if k != "code"))
+    try:
+        base = _uncoded(template, language, rest)
+    except TypeError:  # a field that cannot be a cache key
+        return render(template, language, **fields)
+    text = base + _code_part(language_of(language), _code(code))
+    if gsm.segments(text) > MAX_SEGMENTS[template]:
+        return render(template, language, **fields)  # fails as render does
+    return text
+
+
+@functools.lru_cache(maxsize=1024)
+def _uncoded(template: str, language: str, fields: tuple[tuple[str, Any], ...]) -> str:
+    return render(template, language, **dict(fields))
+
+
+@functools.lru_cache(maxsize=1024)
+def _code_part(lang: str, code: str) -> str:
+    return scrub(gsm.to_gsm7(PARTS["code"][lang].format(code=code)))
