@@ -461,32 +461,37 @@ def _existing_rows(
         if lo < hi:
             by_type.setdefault(source_type_of(source), []).append(source.id)
     found: dict[tuple[str, str], list[CheckIn]] = {}
-    table = CheckIn.__table__
     # What the ORM query would flush first, so the probe below sees the same rows.
     db.session.flush()
     for source_type, ids in by_type.items():
-        conditions = (
-            table.c.source_type == source_type,
-            id_in(table.c.source_id, ids),
-            # The local occurrence is within a day or so of its instant in any zone;
-            # bounding it too lets the unique (source, occurrence) index range-scan.
-            table.c.occurrence >= _naive(min(lows)) - _OCCURRENCE_MARGIN,
-            table.c.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
-            table.c.event_at >= min(lows),
-            table.c.event_at < hi,
-        )
         # A sweep finds none past the watermarks it claimed: a Core probe says so without
         # loading (or, first in a process, configuring) the ORM; rows found load as entities.
-        if not _any_rows(source_type, ids, min(lows), hi, conditions):
+        if not _any_rows(source_type, ids, min(lows), hi):
             continue
-        for row in db.session.scalars(select(CheckIn).where(*conditions)):
+        stmt = select(CheckIn).where(*_existing_conditions(source_type, ids, min(lows), hi))
+        for row in db.session.scalars(stmt):
             found.setdefault((row.source_type, row.source_id), []).append(row)
     return found
 
 
-def _any_rows(
-    source_type: str, ids: list[str], lo: datetime, hi: datetime, conditions: tuple[Any, ...]
-) -> bool:
+def _existing_conditions(
+    source_type: str, ids: list[str], lo: datetime, hi: datetime
+) -> tuple[Any, ...]:
+    """The sources' check-ins with their instant in [lo, hi), as WHERE conditions."""
+    table = CheckIn.__table__
+    return (
+        table.c.source_type == source_type,
+        id_in(table.c.source_id, ids),
+        # The local occurrence is within a day or so of its instant in any zone;
+        # bounding it too lets the unique (source, occurrence) index range-scan.
+        table.c.occurrence >= _naive(lo) - _OCCURRENCE_MARGIN,
+        table.c.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
+        table.c.event_at >= lo,
+        table.c.event_at < hi,
+    )
+
+
+def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> bool:
     """Report whether any of the sources has a check-in with its instant in [lo, hi).
 
     PostgreSQL probes each source's own range of the unique (source, occurrence) index (a
@@ -494,6 +499,7 @@ def _any_rows(
     planner prefers for a long id array, grows with the population instead of the batch.
     """
     if db.session.get_bind().dialect.name != "postgresql":
+        conditions = _existing_conditions(source_type, ids, lo, hi)
         stmt = select(CheckIn.__table__.c.id).where(*conditions).limit(1)
         return db.session.execute(stmt).first() is not None
     found = db.session.execute(
