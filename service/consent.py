@@ -6,12 +6,15 @@ and for texts to a contact about a client, `disclosure_allows(contact, scope, on
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from service.db import db, id_in, new_id
 from service.events import append_event
@@ -110,11 +113,7 @@ def latest_sms_consent_rows_by_key(subject_keys: Iterable[str]) -> dict[str, Row
     latest: dict[str, Row[Any]] = {}
     if not keys:
         return latest
-    t = SmsConsent.__table__
-    stmt = select(t.c.subject_key, t.c.version, t.c.granted, t.c.revoked_at, t.c.phone).where(
-        id_in(t.c.subject_key, keys)
-    )
-    for row in db.session.execute(stmt):
+    for row in _read_by("sms_consents", keys):
         kept = latest.get(row.subject_key)
         if kept is None or row.version > kept.version:
             latest[row.subject_key] = row
@@ -131,8 +130,7 @@ def opted_out_among(phones: Iterable[str]) -> set[str]:
     wanted = sorted(set(phones))
     if not wanted:
         return set()
-    phone = OptOut.__table__.c.phone  # a Core statement: no ORM compile state for one column
-    return set(db.session.scalars(select(phone).where(id_in(phone, wanted))))
+    return {row.phone for row in _read_by("opt_outs", wanted)}
 
 
 def record_sms_consent(
@@ -367,12 +365,50 @@ def latest_disclosure_rows(contacts: Iterable[SupportContact]) -> dict[str, Row[
     latest: dict[str, Row[Any]] = {}
     if not ids:
         return latest
-    t = DisclosureConsent.__table__
-    stmt = select(
-        t.c.contact_id, t.c.version, t.c.revoked_at, t.c.granted_on, t.c.expires_on, t.c.scope
-    ).where(id_in(t.c.contact_id, ids))
-    for row in db.session.execute(stmt):
+    for row in _read_by("disclosures", ids):
         kept = latest.get(row.contact_id)
         if kept is None or row.version > kept.version:
             latest[row.contact_id] = row
     return latest
+
+
+def _read_by(what: str, values: list[str]) -> list[Row[Any]]:
+    """Run one of the batch reads below on a sorted, non-empty list of keys."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    params = {"keys": values if postgresql else json.dumps(values)}
+    return db.session.execute(_batch_reads(postgresql)[what], params).all()
+
+
+@functools.cache
+def _batch_reads(postgresql: bool) -> dict[str, Select[Any]]:
+    """The batch look-ups (Core, plain rows), built once per dialect with the keys bound.
+
+    The same statements `id_in` makes (an array on PostgreSQL, a JSON list on SQLite), but
+    built and cache-keyed once instead of once a batch.
+    """
+
+    def among(column: Any) -> Any:
+        if postgresql:
+            return column == any_(bindparam("keys", type_=ARRAY(String)))
+        listed = func.json_each(bindparam("keys", type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    sms, opt_outs, disclosures = (
+        SmsConsent.__table__,
+        OptOut.__table__,
+        DisclosureConsent.__table__,
+    )
+    return {
+        "sms_consents": select(
+            sms.c.subject_key, sms.c.version, sms.c.granted, sms.c.revoked_at, sms.c.phone
+        ).where(among(sms.c.subject_key)),
+        "opt_outs": select(opt_outs.c.phone).where(among(opt_outs.c.phone)),
+        "disclosures": select(
+            disclosures.c.contact_id,
+            disclosures.c.version,
+            disclosures.c.revoked_at,
+            disclosures.c.granted_on,
+            disclosures.c.expires_on,
+            disclosures.c.scope,
+        ).where(among(disclosures.c.contact_id)),
+    }

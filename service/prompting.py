@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, String, bindparam, column, func, select, text, update
+from sqlalchemy import Row, Select, String, any_, bindparam, column, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -154,14 +154,10 @@ class _Facts:
         contact_ids = {row.verifier_contact_id for row in rows if row.verifier_contact_id}
         contacts = _contact_rows(contact_ids) if verifiers else {}
         sources: dict[tuple[str, str], SourceFacts] = {}
-        for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
+        for source_type in ("meeting_plan", "commitment"):
             ids = {row.source_id for row in rows if row.source_type == source_type}
-            if not ids:
-                continue
             # Plain rows with their meeting joined in: all the decisions read of a source.
-            columns, joined = source_facts_select(model)
-            stmt = select(*columns).select_from(joined).where(id_in(model.__table__.c.id, ids))
-            for found in db.session.execute(stmt):
+            for found in _read_by_ids(source_type, ids):
                 sources[(source_type, found.id)] = SourceFacts.from_row(source_type, found)
         return cls(
             clients=clients,
@@ -202,23 +198,48 @@ class _Facts:
 
 
 def _client_rows(ids: set[str]) -> dict[str, ClientRow]:
-    if not ids:
-        return {}
-    table = Client.__table__
-    stmt = select(*(table.c[name] for name in _CLIENT_COLUMNS)).where(
-        id_in(table.c.id, sorted(ids))
-    )
-    return {row.id: row for row in db.session.execute(stmt)}
+    return {row.id: row for row in _read_by_ids("client", ids)}
 
 
 def _contact_rows(ids: set[str]) -> dict[str, ContactRow]:
+    return {row.id: row for row in _read_by_ids("contact", ids)}
+
+
+def _read_by_ids(what: str, ids: set[str]) -> Sequence[Row[Any]]:
+    """Read a batch's clients, contacts or sources of one type by id (none for no ids)."""
     if not ids:
-        return {}
-    table = SupportContact.__table__
-    stmt = select(*(table.c[name] for name in _CONTACT_COLUMNS)).where(
-        id_in(table.c.id, sorted(ids))
-    )
-    return {row.id: row for row in db.session.execute(stmt)}
+        return []
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    listed = sorted(ids)
+    params = {"ids": listed if postgresql else json.dumps(listed)}
+    return db.session.execute(_reads(postgresql)[what], params).all()
+
+
+@functools.cache
+def _reads(postgresql: bool) -> dict[str, Select[Any]]:
+    """The batch reads, built once per dialect with the id list bound as `ids`.
+
+    The same statements `id_in` makes (an array on PostgreSQL, a JSON list on SQLite), but
+    built and cache-keyed once instead of once a batch.
+    """
+
+    def by_ids(column: Any) -> Any:
+        if postgresql:
+            return column == any_(bindparam("ids", type_=ARRAY(String)))
+        listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    clients, contacts = Client.__table__, SupportContact.__table__
+    reads = {
+        "client": select(*(clients.c[n] for n in _CLIENT_COLUMNS)).where(by_ids(clients.c.id)),
+        "contact": select(*(contacts.c[n] for n in _CONTACT_COLUMNS)).where(by_ids(contacts.c.id)),
+    }
+    for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
+        columns, joined = source_facts_select(model)
+        reads[source_type] = (
+            select(*columns).select_from(joined).where(by_ids(model.__table__.c.id))
+        )
+    return reads
 
 
 def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import String, cast, delete, select, update
 
-from service import prompting
-from service.db import db
+from service import consent, prompting
+from service.db import db, id_in
 from service.events import append_events
 from service.jobs import sweeps
-from service.models import CheckIn, Client, Event, OptOut
+from service.models import CheckIn, Client, Commitment, Event, MeetingPlan, OptOut, SupportContact
 from service.notifications.grammar import ALL_CODES
 from service.planning import checkin_event_values
 from tests.engine.conftest import checkins_of, outbox
@@ -189,3 +189,59 @@ def test_prompted_events_are_stored_as_append_events_stores_them(people):
     }
     assert got.payload["verifier"] == row.verifier_contact_id
     assert (got.txid is None) == (want.txid is None)
+
+
+def test_the_prebuilt_batch_reads_return_what_id_in_reads_return(people):
+    rows = _planned(people, 3)
+    meeting = make_meeting(people.riverside.id, day=3, time="19:00", end_time="20:00")
+    plan = make_plan(people.carol, meeting, verifier_contact_id=people.dave.id)
+    db.session.commit()
+    wanted = {
+        "client": (Client, {r.client_id for r in rows} | {people.carol.id, "cl_missing"}),
+        "contact": (SupportContact, {r.verifier_contact_id for r in rows} | {people.dave.id}),
+        "commitment": (Commitment, {r.source_id for r in rows}),
+        "meeting_plan": (MeetingPlan, {plan.id}),
+    }
+    for what, (model, ids) in wanted.items():
+        reference = prompting._reads(db.session.get_bind().dialect.name == "postgresql")[what]
+        stmt = select(*reference.selected_columns).select_from(*reference.get_final_froms())
+        stmt = stmt.where(id_in(model.__table__.c.id, sorted(ids)))
+        want = sorted(tuple(r) for r in db.session.execute(stmt))
+        got = sorted(tuple(r) for r in prompting._read_by_ids(what, ids))
+        assert got == want and len(got) == len(ids - {"cl_missing"}), what
+    assert prompting._read_by_ids("client", set()) == []
+
+
+def test_the_consent_batch_reads_agree_with_the_orm_batch_forms(people):
+    carol = people.carol
+    contacts = [
+        people.dave,
+        make_contact(carol, phone="+15005550160", sms_consent=False),
+        make_contact(carol, phone="+15005550161", disclosure_scope=None),
+    ]
+    db.session.add(OptOut(phone="+15005550160", created_at=T0))
+    db.session.commit()
+    subjects = [carol, *contacts]
+    keys = [consent.subject_key(s) for s in subjects] + ["client:nobody"]
+    rows = consent.latest_sms_consent_rows_by_key(keys)
+    orm = consent.latest_sms_consents(subjects)
+    assert set(rows) == set(orm) and rows
+    for key, row in rows.items():
+        want = orm[key]
+        assert (row.version, row.granted, row.revoked_at, row.phone) == (
+            want.version, want.granted, want.revoked_at, want.phone
+        )  # fmt: skip
+    phones = [s.phone for s in subjects] + ["+15005550199"]
+    assert (
+        consent.opted_out_among(phones)
+        == {p for p in phones if consent.is_opted_out(p)}
+        == {"+15005550160"}
+    )
+    rows = consent.latest_disclosure_rows(contacts)
+    orm = consent.latest_disclosures(contacts)
+    assert set(rows) == set(orm) and rows
+    for key, row in rows.items():
+        want = orm[key]
+        assert (row.version, row.revoked_at, row.granted_on, row.expires_on, row.scope) == (
+            want.version, want.revoked_at, want.granted_on, want.expires_on, want.scope
+        )  # fmt: skip
