@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -241,6 +242,10 @@ def run_scheduler(app: Flask) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logger.info("scheduler started with %d sweeps", len(SWEEPS))
+    # Everything built so far (the app, its mappings, the twilio library's classes) lives as
+    # long as the process: kept out of the cycle collector, so a full collection during a
+    # sweep walks only what sweeps allocate (60-190 ms with the interpreter lock held, measured).
+    gc.freeze()
     try:
         scheduler.start()
     finally:
