@@ -6,26 +6,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import bindparam, literal_column, null, select, union_all
+from sqlalchemy import Connection, bindparam, cast, literal_column, null, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from service import alerts
-from service.checkins import record_reply
+from service.checkins import LATE_REPLY_WINDOW, record_reply
 from service.db import db, new_id
 from service.models import CheckIn, Client, Message, OptOut, Practice, SupportContact
 from service.notifications import grammar, gsm
 from service.notifications.optout import opt_in_number, opt_out_number
 from service.notifications.replies import (
+    _OPEN_OR_LATE,
     Candidate,
     RawStatement,
     answer_prompt,
-    answerable_candidates,
+    candidates_from,
     pick_checkin,
     reply_values,
     responder_of,
@@ -86,6 +88,33 @@ def _who_has_statement(_dialect: str) -> Any:
 
 
 _WHO_HAS = RawStatement(_who_has_statement)
+_WHO_HAS_WIDTH = 8  # its columns; _WHO_HAS_AND_CHECKINS adds every check-in column after them
+
+
+def _who_has_and_checkins_statement(dialect: str) -> Any:
+    """_WHO_HAS and, in the same statement (one round trip, one snapshot), the rows of
+    replies._OPEN_OR_LATE as `checkin` rows: every check-in column after _WHO_HAS's.
+
+    The check-in columns are NULL in the people's rows; typed in the first branch, as a
+    UNION's columns take their types from it (PostgreSQL would read NULL as text).
+    """
+    who_has = _who_has_statement(dialect)
+    checkins = _OPEN_OR_LATE.statement(dialect)
+    people, opted_out = who_has.selects[:2], who_has.selects[2]
+    typed = [cast(null(), c.type).label(f"ci_{c.key}") for c in checkins.selected_columns]
+    untyped = [null() for _ in typed]
+    return union_all(
+        people[0].add_columns(*typed),
+        people[1].add_columns(*untyped),
+        opted_out.add_columns(*untyped),
+        checkins.with_only_columns(
+            literal_column("'checkin'"), *[null() for _ in range(_WHO_HAS_WIDTH - 1)],
+            *checkins.selected_columns,
+        ),
+    ).order_by(literal_column("kind"), literal_column("created_at"), literal_column("id"))  # fmt: skip
+
+
+_WHO_HAS_AND_CHECKINS = RawStatement(_who_has_and_checkins_statement)
 
 
 class _Person(NamedTuple):
@@ -157,10 +186,35 @@ def handle_inbound(
     """
     settings = settings if settings is not None else current_app.extensions["settings"]
     phone = _e164(from_number, settings.DEFAULT_PHONE_REGION)
-    clients, every_contact, opted_out = _who_has(phone)
+    reply = grammar.parse_reply(body)
+    # On PostgreSQL the reads and a text that only gets an answer go through a connection
+    # in autocommit (below); everything else through the session's transaction.
+    own = _autocommit(db.engine).connect() if _AUTOCOMMIT_STORE(db.engine) else None
+    try:
+        return _handle(phone, reply, to_number, body, now, message_sid, settings, before_write, own)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _handle(
+    phone: str,
+    reply: grammar.Reply,
+    to_number: str | None,
+    body: str,
+    now: datetime,
+    message_sid: str | None,
+    settings: Any,
+    before_write: Callable[[], None] | None,
+    own: Connection | None,
+) -> InboundResult:
+    connection = own if own is not None else db.session.connection()
+    # The check-ins a YES/NO may answer are read with the people, in the same statement.
+    wants_checkins = reply.intent in (grammar.CONFIRM, grammar.DECLINE)
+    since = now - LATE_REPLY_WINDOW if wants_checkins else None
+    clients, every_contact, opted_out, checkin_rows = _who_has(phone, connection, since)
     contacts = [c for c in every_contact if c.archived_at is None]
     sender = _Sender(phone, clients, contacts, _primary(clients, to_number), every_contact)
-    reply = grammar.parse_reply(body)
     intent = reply.intent
     # As at the carrier, a whole-message YES from an opted-out number is START (and only
     # the exact word: Twilio would keep blocking a number that wrote "yeah").
@@ -171,7 +225,7 @@ def handle_inbound(
     # a check-in still open.)
     candidates = None
     if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
-        candidates = answerable_candidates(clients, every_contact, now, phone)
+        candidates = candidates_from(checkin_rows, clients, every_contact, now, connection)
     decision = _decide(sender, intent, reply, now, candidates)
     if before_write is not None:
         before_write()
@@ -186,7 +240,12 @@ def handle_inbound(
     answer_row = reply_values(values, answer, template, now) if answer is not None else None
     # Stored first, unique by MessageSid: a replayed webhook (or a concurrent delivery of the
     # same text) inserts nothing and is answered with the recorded outcome, never acting twice.
-    if not _store_rows(values, answer_row):
+    if checkin is None and own is not None:
+        # Nothing else is written: the rows are committed by the one statement storing them.
+        stored = _store_committed(own, values, answer_row)
+    else:
+        stored = _store_rows(values, answer_row)
+    if not stored:
         return _replay(message_sid) or InboundResult(None, "replay", replayed=True)
     if checkin is not None:
         record_reply(checkin, intent, responder=responder_of(checkin), channel="sms", now=now)
@@ -406,25 +465,37 @@ def _language(sender: _Sender) -> str:
     return sender.client.language if sender.client is not None else "en"
 
 
-def _who_has(phone: str) -> tuple[list[_Person], list[_Person], bool]:
-    """Return the clients and every contact (archived too) who have this number, and
-    whether it is opted out.
+def _who_has(
+    phone: str, connection: Connection | None = None, since: datetime | None = None
+) -> tuple[list[_Person], list[_Person], bool, list[tuple[Any, ...]]]:
+    """Return the clients and every contact (archived too) who have this number, whether it
+    is opted out, and given `since` the rows of replies._OPEN_OR_LATE for it (as fetched).
 
     One statement for what _people and consent.is_opted_out read (ix_clients_phone,
-    ix_support_contacts_phone, the opt-out's primary key), in the same order.
+    ix_support_contacts_phone, the opt-out's primary key), in the same order, on the
+    session's connection unless given one.
     """
+    connection = connection if connection is not None else db.session.connection()
+    statement, params = _WHO_HAS, {"phone": phone}
+    if since is not None:
+        statement, params = _WHO_HAS_AND_CHECKINS, {"phone": phone, "since": since}
     clients: list[_Person] = []
     contacts: list[_Person] = []
+    checkin_rows: list[tuple[Any, ...]] = []
     opted_out = False
-    for values in _WHO_HAS.rows(db.session.connection(), {"phone": phone}):
-        row = _Person._make(values)
-        if row.kind == "client":
+    for fetched in statement.fetch(connection, params):
+        kind = fetched[0]
+        if kind == "checkin":
+            checkin_rows.append(tuple(fetched[_WHO_HAS_WIDTH:]))
+            continue
+        row = _Person._make(statement.process(connection, fetched)[:_WHO_HAS_WIDTH])
+        if kind == "client":
             clients.append(row)
-        elif row.kind == "contact":
+        elif kind == "contact":
             contacts.append(row)
         else:
             opted_out = True
-    return clients, contacts, opted_out
+    return clients, contacts, opted_out, checkin_rows
 
 
 def _people(phone: str) -> tuple[list[Client], list[SupportContact], list[SupportContact]]:
@@ -565,6 +636,49 @@ def _store_once_statement(rows: int) -> RawStatement:
 
 
 _STORE_ONCE = {rows: _store_once_statement(rows) for rows in (1, 2)}
+
+
+def _AUTOCOMMIT_STORE(engine: Any) -> bool:  # noqa: N802 - reads as the setting it is
+    """Whether a text that only gets an answer is stored in autocommit (PostgreSQL).
+
+    There, BEGIN and COMMIT are round trips of their own: one INSERT in autocommit stores
+    the text and its answer, committed (durably: synchronous_commit) when it returns, in a
+    third of the trips. SQLite has no round trips, and its writes queue on the write gate.
+    """
+    return engine.dialect.name == "postgresql"
+
+
+@cache
+def _autocommit(engine: Any) -> Any:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _store_committed(
+    connection: Connection, values: dict[str, Any], reply: dict[str, Any] | None
+) -> bool:
+    """_store_rows in one statement on a connection in autocommit; False if the text existed.
+
+    The answer's row is inserted only beside the text's (the text's INSERT .. ON CONFLICT
+    DO NOTHING as a CTE the answer's INSERT selects from), so a replay commits nothing.
+    """
+    rows = [values] if reply is None else [{**_REPLY_ONLY, **values}, reply]
+    params = {f"{key}_{n}": row.get(key) for n, row in enumerate(rows) for key in _STORED}
+    statement = _STORE_ONCE[1] if reply is None else _STORE_WITH_ANSWER
+    return bool(statement.rows(connection, params))
+
+
+def _store_with_answer_statement(dialect: str) -> Any:
+    """INSERT the text .. ON CONFLICT (provider_sid) DO NOTHING as a CTE, and its answer
+    from it: the answer's row exists only if the text's was inserted (PostgreSQL)."""
+    table = Message.__table__
+    text_row = _store_once_statement(1).statement(dialect).cte("stored_text")
+    answer = select(
+        *[bindparam(f"{key}_1", type_=table.c[key].type) for key in _STORED]
+    ).select_from(text_row)
+    return table.insert().from_select(list(_STORED), answer).returning(table.c.id)
+
+
+_STORE_WITH_ANSWER = RawStatement(_store_with_answer_statement)
 
 
 def _replay(sid: str | None) -> InboundResult | None:

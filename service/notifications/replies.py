@@ -251,16 +251,29 @@ def answerable_candidates(
 
     `clients` and `contacts` are those who have `phone` (every contact, archived or not).
     """
-    client_ids = {c.id for c in clients}
-    contact_ids = {c.id for c in contacts}
-    if not client_ids and not contact_ids:
+    if not clients and not contacts:
         return [], []
-    open_prompts: list[Candidate] = []
-    late: list[Candidate] = []
     connection = db.session.connection()
     params = {"phone": phone, "since": now - LATE_REPLY_WINDOW}
+    rows = _OPEN_OR_LATE.fetch(connection, params)
+    return candidates_from(rows, clients, contacts, now, connection)
+
+
+def candidates_from(
+    rows: list[tuple[Any, ...]],
+    clients: list[Any],
+    contacts: list[Any],
+    now: datetime,
+    connection: Connection,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """Return answerable_candidates' lists from the rows of _OPEN_OR_LATE (as fetched on
+    `connection`) for the number of these clients and contacts."""
+    client_ids = {c.id for c in clients}
+    contact_ids = {c.id for c in contacts}
+    open_prompts: list[Candidate] = []
+    late: list[Candidate] = []
     statement = _OPEN_OR_LATE
-    for row in statement.fetch(connection, params):
+    for row in rows:
         verifier = row[_I["verifier_contact_id"]]
         if verifier in contact_ids if verifier else row[_I["client_id"]] in client_ids:
             candidate = Candidate(

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from service.api import twilio_hooks
@@ -73,6 +73,59 @@ def test_who_has_a_number_reads_the_same_rows_raw_and_through_sqlalchemy(crowd):
         )
     kinds = [row[0] for row in _raw_rows(inbound_module._WHO_HAS, {"phone": sams[1].phone})]
     assert kinds == ["client", "opted_out"]
+
+
+def test_people_and_check_ins_in_one_statement_are_the_two_lookups_rows(crowd):
+    people, sams, _ = crowd
+    inbound_module.opt_out_number(sams[1].phone, reason="opt_out", keyword="STOP", now=ASK)
+    db.session.commit()
+    connection = db.session.connection()
+    width = inbound_module._WHO_HAS_WIDTH
+    for hours in (0, 5):
+        now = ASK + timedelta(hours=hours)
+        sweeps.detect_misses_and_skips(now)
+        db.session.commit()
+        for phone in (people.carol.phone, people.dave.phone, sams[1].phone, "+15005550999"):
+            since = now - LATE_REPLY_WINDOW
+            clients, contacts, opted_out, rows = inbound_module._who_has(phone, since=since)
+            people_rows = _raw_rows(inbound_module._WHO_HAS, {"phone": phone})
+            assert [tuple(p) for p in clients + contacts] == [
+                r for r in people_rows if r[0] != "opted_out"
+            ]
+            assert opted_out == any(r[0] == "opted_out" for r in people_rows)
+            checkins = {"phone": phone, "since": since}
+            assert sorted(replies._OPEN_OR_LATE.process(connection, r) for r in rows) == sorted(
+                _core_rows(replies._OPEN_OR_LATE, checkins)
+            )
+            combined = _core_rows(inbound_module._WHO_HAS_AND_CHECKINS, checkins)
+            assert sorted(r[width:] for r in combined if r[0] == "checkin") == sorted(
+                _core_rows(replies._OPEN_OR_LATE, checkins)
+            )
+            # Without `since`, the people only.
+            assert inbound_module._who_has(phone)[:3] == (clients, contacts, opted_out)
+            assert inbound_module._who_has(phone)[3] == []
+
+
+def test_on_postgresql_a_text_that_only_gets_an_answer_is_committed_by_its_insert(app, people):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores in the session's transaction, committed by the webhook")
+    result = inbound_module.handle_inbound(
+        from_number=people.carol.phone, to_number="+15005550006", body="what?", now=ASK,
+        message_sid="SMauto",
+    )  # fmt: skip
+    assert "didn't understand" in result.answer_text
+    db.session.rollback()  # nothing of it was in the session's transaction
+    with db.engine.connect() as connection:  # another connection sees both rows
+        stored = connection.execute(select(Message.direction).where(
+            (Message.provider_sid == "SMauto") | (Message.idempotency_key.like("reply:%")))
+        ).scalars().all()  # fmt: skip
+    assert sorted(stored) == ["inbound", "outbound"]
+    replay = inbound_module.handle_inbound(
+        from_number=people.carol.phone, to_number="+15005550006", body="what?", now=ASK,
+        message_sid="SMauto",
+    )  # fmt: skip
+    assert replay.replayed and replay.answer_text == result.answer_text
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 2
 
 
 def test_the_check_in_lookup_reads_the_same_rows_raw_and_through_sqlalchemy(crowd):
@@ -149,7 +202,7 @@ def test_the_stored_rows_are_the_same_raw_and_through_sqlalchemy(client, people)
         text_in(client, people.carol.phone, "what now?", sid="SMcore")
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-    assert any(s.startswith("INSERT INTO messages") for s in statements)
+    assert any(s.startswith(("INSERT INTO messages", "WITH stored_text")) for s in statements)
     db.session.expire_all()
     by_sid = {}
     for sid in ("SMraw", "SMcore"):
