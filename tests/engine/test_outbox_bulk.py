@@ -81,3 +81,25 @@ def test_bulk_enqueue_skips_taken_keys_and_reports_only_what_it_queued(people):
         select(_M.c.idempotency_key).where(_M.c.id.in_(ids)).order_by(_M.c.id)
     ).all()
     assert keys == ["taken:1", "taken:3"]  # ids follow the list's order
+
+
+def test_bulk_enqueue_across_chunks_with_taken_keys_and_empty_columns(people):
+    carol = people.carol
+    texts = [
+        {"practice_id": None, "to": f"+1500555{n:04d}", "body": f"text {n}", "purpose": "prompt",
+         "idempotency_key": f"many:{n}", "now": NOW}
+        for n in range(1205)
+    ]  # fmt: skip
+    texts[1100]["client_id"] = carol.id
+    taken = [texts[5], texts[1003], texts[1204]]
+    assert enqueue_messages(taken) == {t["idempotency_key"] for t in taken}
+    want = {t["idempotency_key"] for t in texts} - {t["idempotency_key"] for t in taken}
+    assert enqueue_messages(texts) == want
+    stored = db.session.execute(
+        select(_M.c.idempotency_key, _M.c.client_id, _M.c.expires_at, _M.c.send_after).where(
+            _M.c.idempotency_key.like("many:%")
+        )
+    ).all()
+    assert len(stored) == 1205
+    assert {r.idempotency_key for r in stored if r.client_id} == {"many:1100"}
+    assert all(r.expires_at is None and r.send_after == NOW for r in stored)
