@@ -227,6 +227,9 @@ def _handle(
     if sender.known and intent in (grammar.CONFIRM, grammar.DECLINE):
         candidates = candidates_from(checkin_rows, clients, every_contact, now, connection)
     decision = _decide(sender, intent, reply, now, candidates)
+    if own is not None and (decision is None or decision[2] is not None):
+        own.close()  # the writes go through the session: no second connection held meanwhile
+        own = None
     if before_write is not None:
         before_write()
     if decision is None:

@@ -162,8 +162,9 @@ class RawStatement:
         finally:
             cursor.close()
 
-    def process(self, connection: Connection, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Return a fetched row's values as a Core execution returns them."""
+    def process(self, connection: Connection | Any, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Return a fetched row's values as a Core execution returns them (`connection`:
+        anything with the dialect it was fetched with, an Engine too)."""
         results = self._form(connection.dialect)[5]
         return tuple(value if process is None else process(value)
                      for process, value in zip(results, row, strict=True))  # fmt: skip
@@ -236,8 +237,9 @@ class Candidate(NamedTuple):
 
     def checkin(self) -> CheckIn:
         """Return the session's CheckIn for this row, as a query would load it."""
-        connection = db.session.connection()
-        values = dict(zip(_CHECKIN_KEYS, _OPEN_OR_LATE.process(connection, self.row), strict=True))
+        # The bind for its dialect: no connection is checked out for this.
+        processed = _OPEN_OR_LATE.process(db.session.get_bind(), self.row)
+        values = dict(zip(_CHECKIN_KEYS, processed, strict=True))
         return loaded_checkin(db.session(), values)
 
 
