@@ -71,13 +71,19 @@ def _lua_string(value: str) -> str:
 
 def _requests_lua(requests_: list[tuple[str, str, dict[str, str], str]]) -> str:
     """A Lua script cycling through (method, path, headers, body) requests."""
-    lines = ["local reqs = {}"]
+    lines = ["local reqs = {};"]
     for i, (method, path, headers, body) in enumerate(requests_, start=1):
+        if i % 1000 == 1:
+            # A function per thousand requests: LuaJIT caps the constants of one function.
+            # Each statement before a "(" ends in ";", or Lua reads the "(" as a call of it.
+            lines.append("(function()" if i == 1 else "end)();\n(function()")
         hdrs = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items())
         lines.append(
             f"reqs[{i}] = wrk.format({_lua_string(method)}, {_lua_string(path)}, {{{hdrs}}}, "
             f"{_lua_string(body)})"
         )
+    if requests_:
+        lines.append("end)();")
     lines.append("local n = 0")
     lines.append("request = function() n = n % #reqs + 1; return reqs[n] end")
     return "\n".join(lines) + "\n"
@@ -112,8 +118,12 @@ def run_wrk(
             cmd += ["-H", f"{k}: {v}"]
         cmd.append(url)
         env = {**os.environ, "BENCH_MAX_REQUESTS_PER_THREAD": str(max(1, max_requests // threads))}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                             timeout=seconds + 60, check=False).stdout  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              timeout=seconds + 60, check=False)  # fmt: skip
+        out = done.stdout
+    if done.stderr.strip():
+        # A script error leaves wrk sending its default GET, which would be measured instead.
+        raise RuntimeError(f"wrk reported an error:\n{done.stderr}")
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
     if total is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
