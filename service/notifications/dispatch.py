@@ -39,10 +39,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, func, not_, select, update
+from sqlalchemy import Integer, String, bindparam, func, not_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from service.db import db, id_in
-from service.events import append_events
+from service.events import EVENT_ROW_COLUMNS, append_event_rows
 from service.models import Message
 from service.notifications import gate, policy
 from service.notifications.optout import opt_out_number
@@ -446,16 +447,19 @@ class _Run:
             return
         done, self.sent = self.sent, []
         now = self.now
-        rows = [{"_id": m.id, "_sid": r.sid, "_segments": r.segments, "_now": now} for m, r in done]
-        result = db.session.execute(_MARK_SENT, rows)
-        moved = {m.id for m, _ in done}
-        if result.rowcount != len(rows):
+        moved = _moved(
+            _MARK_SENT,
+            [m.id for m, _ in done],
+            {"_provider_sid": [r.sid for _, r in done], "_segments": [r.segments for _, r in done]},
+            now,
+        )
+        if moved is None:
             # Some row changed under us (e.g. reconciled by another dispatcher after a
             # long stall): find the ones this statement moved.
             moved = set(
                 db.session.scalars(
                     select(_M.c.id).where(
-                        id_in(_M.c.id, moved),
+                        id_in(_M.c.id, [m.id for m, _ in done]),
                         id_in(_M.c.provider_sid, [r.sid for _, r in done]),
                         _M.c.sent_at == now,
                     )
@@ -474,8 +478,9 @@ class _Run:
             )
             message.sent_at = message.updated_at = now
             message.error_code = message.error_message = None
-            events.append(sent_event(message, now, {"segments": result.segments}))
-        append_events(events)
+            event = sent_event(message, now, {"segments": result.segments})
+            events.append(tuple(event[name] for name in EVENT_ROW_COLUMNS))
+        append_event_rows(events)
 
 
 # `left` for a run that does not keep passed-over texts' places: no place is that far.
@@ -541,48 +546,95 @@ def _claim_statements(dialect: str, only: bool) -> tuple[Any, Any]:
 
 
 _NOW = bindparam("_now", type_=_M.c.updated_at.type)
-# A send's outcome, one row per text (executemany): moved only while still `sending`.
-_MARK_SENT = (
-    update(_M)
-    .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
-    .values(
-        status="sent",
-        provider_sid=bindparam("_sid"),
-        segments=bindparam("_segments"),
-        sent_at=_NOW,
-        error_code=None,
-        error_message=None,
-        updated_at=_NOW,
-    )
+
+
+class _Outcome:
+    """One outcome written for many texts: the values all get, and those each row has."""
+
+    def __init__(self, values: dict[str, Any], per_row: dict[str, Any]) -> None:
+        self.values = values
+        self.per_row = per_row  # "_column" -> the column's type
+        self._built: dict[str, Any] = {}
+
+    def statement(self, dialect: str) -> Any:
+        built = self._built.get(dialect)
+        if built is None:
+            built = self._built[dialect] = self._build(dialect)
+        return built
+
+    def _build(self, dialect: str) -> Any:
+        """Moved only while still `sending`, as outcomes.settle() moves a row.
+
+        PostgreSQL: one UPDATE over an unnest of arrays (one round trip, whatever the count),
+        returning the ids it moved. SQLite: an executemany, one row per text (in-process).
+        """
+        values = {**self.values, "updated_at": _NOW}
+        if dialect == "postgresql":
+            given = (
+                func.unnest(
+                    bindparam("_ids", type_=ARRAY(String)),
+                    *(bindparam(name, type_=ARRAY(type_)) for name, type_ in self.per_row.items()),
+                )
+                .table_valued("id", *self.per_row)
+                .render_derived("given")
+            )
+            return (
+                update(_M)
+                .where(_M.c.id == given.c.id, _M.c.status == "sending")
+                .values(**values, **{name[1:]: given.c[name] for name in self.per_row})
+                .returning(_M.c.id)
+            )
+        return (
+            update(_M)
+            .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
+            .values(**values, **{name[1:]: bindparam(name) for name in self.per_row})
+        )
+
+
+# A send's outcome, as the provider answered it.
+_MARK_SENT = _Outcome(
+    {"status": "sent", "sent_at": _NOW, "error_code": None, "error_message": None},
+    {"_provider_sid": _M.c.provider_sid.type, "_segments": _M.c.segments.type},
 )
-# A text the send-time check skipped, with its reason (executemany), as outcomes.settle
-# writes it.
-_MARK_SKIPPED = (
-    update(_M)
-    .where(_M.c.id == bindparam("_id"), _M.c.status == "sending")
-    .values(
-        status="skipped",
-        error_message=bindparam("_reason"),
-        updated_at=_NOW,
-    )
-)
+# A text the send-time check skipped, with its reason.
+_MARK_SKIPPED = _Outcome({"status": "skipped"}, {"_error_message": _M.c.error_message.type})
+
+
+def _moved(
+    outcome: _Outcome, ids: list[str], per_row: dict[str, list[Any]], now: datetime
+) -> set[str] | None:
+    """Write one outcome for these texts; return the ids moved (None: not all, not known)."""
+    dialect = db.session.get_bind().dialect.name
+    stmt = outcome.statement(dialect)
+    if dialect == "postgresql":
+        params = {"_ids": ids, "_now": now, **per_row}
+        return set(db.session.scalars(stmt, params))
+    columns = list(per_row)
+    rows = [
+        {"_id": id_, "_now": now, **dict(zip(columns, values, strict=True))}
+        for id_, *values in zip(ids, *per_row.values(), strict=True)
+    ]
+    return set(ids) if db.session.execute(stmt, rows).rowcount == len(ids) else None
 
 
 def _settle_skipped(skipped: list[tuple[gate.Claimed, str]], now: datetime) -> None:
-    """Record a batch's skipped texts (not committed): settle()'s UPDATE, one executemany."""
+    """Record a batch's skipped texts (not committed), as settle() records each."""
     if not skipped:
         return
-    rows = [{"_id": m.id, "_reason": reason, "_now": now} for m, reason in skipped]
-    result = db.session.execute(_MARK_SKIPPED, rows)
-    moved = None
-    if result.rowcount != len(rows):
+    ids = [m.id for m, _ in skipped]
+    moved = _moved(_MARK_SKIPPED, ids, {"_error_message": [r for _, r in skipped]}, now)
+    now_as: dict[str, str] = {}
+    if moved is None:
         # Some row changed under us: read what each is now, as settle() does.
-        ids = [m.id for m, _ in skipped]
         found = db.session.execute(select(_M.c.id, _M.c.status).where(_M.c.id.in_(ids)))
-        moved = {id_: status for id_, status in found}
+        now_as = {id_: status for id_, status in found}
+        moved = {id_ for id_, status in now_as.items() if status == "skipped"}
+    elif len(moved) != len(ids):
+        found = db.session.execute(select(_M.c.id, _M.c.status).where(_M.c.id.in_(ids)))
+        now_as = {id_: status for id_, status in found}
     for message, reason in skipped:
-        if moved is not None and moved.get(message.id) != "skipped":
-            message.status = moved.get(message.id, message.status)
+        if message.id not in moved:
+            message.status = now_as.get(message.id, message.status)
             logger.warning("dispatch: message %s changed under us; left as %s", message.id,
                            message.status)  # fmt: skip
             continue

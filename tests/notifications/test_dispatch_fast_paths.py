@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from service.db import db
-from service.models import Message
+from service.models import Event, Message
 from service.notifications import gate
 from service.notifications.dispatch import dispatch_outbox
 from service.notifications.outcomes import settle
@@ -134,3 +134,41 @@ def test_a_run_leaves_the_collector_as_it_found_it(people, sms, settings):
         assert gc.get_freeze_count() > frozen - 1000
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("workers", [0, 4])
+def test_sends_recorded_together_leave_a_row_changed_under_them(people, sms, settings, workers):
+    # The batch's sent outcomes go in one statement (an unnest on PostgreSQL, an
+    # executemany on SQLite); a row another writer settled meanwhile keeps that writer's
+    # values and gets no event, and every other row is recorded as sent, with its event.
+    texts = [queue(f"+1500555{7400 + n}") for n in range(3)]
+    db.session.commit()
+    taken = texts[1]
+    real_send = sms.send
+    engine = db.engine  # sender threads have no app context
+    taken_id, taken_to = taken.id, taken.to_number
+
+    def send(**kwargs):
+        result = real_send(**kwargs)
+        if kwargs["to"] == taken_to:
+            with engine.begin() as conn:  # another writer, outside the dispatcher's session
+                conn.execute(update(Message).where(Message.id == taken_id)
+                             .values(status="failed", error_message="elsewhere"))  # fmt: skip
+        return result
+
+    sms.send = send
+    assert dispatch_outbox(now=T0, provider=sms, settings=settings, workers=workers) == 3
+    assert (reload(taken).status, reload(taken).provider_sid) == ("failed", None)
+    by_to = {m.to: m for m in sms.sent}
+    for message in (texts[0], texts[2]):
+        m = reload(message)
+        assert (m.status, m.provider_sid, m.segments, m.sent_at, m.updated_at, m.error_code,
+                m.error_message) == ("sent", by_to[m.to_number].sid, 1, T0, T0, None, None)  # fmt: skip
+    events = db.session.scalars(
+        select(Event).where(Event.type == "message.sent").order_by(Event.id)
+    ).all()
+    assert sorted(e.subject_id for e in events) == sorted([texts[0].id, texts[2].id])
+    for event in events:
+        assert (event.subject_type, event.occurred_at, event.payload) == (
+            "message", T0, {"purpose": "test", "attempts": 1, "segments": 1},
+        )  # fmt: skip
