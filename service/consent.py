@@ -7,16 +7,14 @@ and for texts to a contact about a client, `disclosure_allows(contact, scope, on
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, Select, select
 
-from service.db import db, id_in, new_id
+from service.db import bound_list, db, id_in, in_bound, new_id
 from service.events import append_event
 from service.models import Client, DisclosureConsent, OptOut, SmsConsent, SupportContact
 from service.outbox import enqueue_message
@@ -375,7 +373,7 @@ def latest_disclosure_rows(contacts: Iterable[SupportContact]) -> dict[str, Row[
 def _read_by(what: str, values: list[str]) -> list[Row[Any]]:
     """Run one of the batch reads below on a sorted, non-empty list of keys."""
     postgresql = db.session.get_bind().dialect.name == "postgresql"
-    params = {"keys": values if postgresql else json.dumps(values)}
+    params = {"keys": bound_list("postgresql" if postgresql else "sqlite", values)}
     return db.session.execute(_batch_reads(postgresql)[what], params).all()
 
 
@@ -388,10 +386,7 @@ def _batch_reads(postgresql: bool) -> dict[str, Select[Any]]:
     """
 
     def among(column: Any) -> Any:
-        if postgresql:
-            return column == any_(bindparam("keys", type_=ARRAY(String)))
-        listed = func.json_each(bindparam("keys", type_=String)).table_valued("value")
-        return column.in_(select(listed.c.value))
+        return in_bound(column, "keys", "postgresql" if postgresql else "sqlite")
 
     sms, opt_outs, disclosures = (
         SmsConsent.__table__,

@@ -217,6 +217,23 @@ def id_in(column: Any, ids: Collection[str]) -> ColumnElement[bool]:
     return column.in_(select(listed.c.value))
 
 
+def in_bound(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`id_in` left unbound: `column IN` the list later bound as `name` (`bound_list`).
+
+    A statement built once with it (per dialect) is run again and again with only the list
+    changing: neither built nor walked for its cache key per call.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+def bound_list(dialect: str, ids: Collection[str]) -> Any:
+    """The value to bind for an `in_bound` list: an array, or a JSON list on SQLite."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+
+
 def insert_new_rows(
     table: Any, rows: list[dict[str, Any]], conflict_columns: list[str], *, chunk: int = 1000
 ) -> set[str]:

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, String, any_, bindparam, column, func, select, text, update
+from sqlalchemy import Row, Select, String, bindparam, column, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
-from service.db import db, id_in
+from service.db import bound_list, db, id_in, in_bound
 from service.events import EVENT_ROW_COLUMNS, append_event_rows
 from service.models import (
     CheckIn,
@@ -211,7 +211,7 @@ def _read_by_ids(what: str, ids: set[str]) -> Sequence[Row[Any]]:
         return []
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     listed = sorted(ids)
-    params = {"ids": listed if postgresql else json.dumps(listed)}
+    params = {"ids": bound_list("postgresql" if postgresql else "sqlite", listed)}
     return db.session.execute(_reads(postgresql)[what], params).all()
 
 
@@ -224,10 +224,7 @@ def _reads(postgresql: bool) -> dict[str, Select[Any]]:
     """
 
     def by_ids(column: Any) -> Any:
-        if postgresql:
-            return column == any_(bindparam("ids", type_=ARRAY(String)))
-        listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-        return column.in_(select(listed.c.value))
+        return in_bound(column, "ids", "postgresql" if postgresql else "sqlite")
 
     clients, contacts = Client.__table__, SupportContact.__table__
     reads = {

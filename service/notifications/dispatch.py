@@ -42,7 +42,7 @@ from flask import current_app
 from sqlalchemy import Integer, String, bindparam, func, not_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from service.db import db, id_in
+from service.db import bound_list, db, id_in, in_bound
 from service.events import EVENT_ROW_COLUMNS, append_event_rows
 from service.models import Message
 from service.notifications import gate, policy
@@ -321,12 +321,12 @@ class _Run:
         params: dict[str, Any] = {
             "due": self.now,
             "scan": 2 * room + len(busy) + _CANDIDATE_SLACK,
-            "busy": gate.ids_value(dialect, busy),
+            "busy": bound_list(dialect, busy),
             "room": room,
             "left": _NO_LEFT if left is None else left,
         }
         if self.message_ids is not None:
-            params["only"] = gate.ids_value(dialect, self.message_ids)
+            params["only"] = bound_list(dialect, self.message_ids)
         for _ in range(20):  # another dispatcher may win a race for rows; try the next ones
             params["claim_at"] = self.clock()
             # The claim and the rows it won, as the UPDATE left them (only the columns
@@ -513,7 +513,7 @@ def _claim_statements(dialect: str, only: bool) -> tuple[Any, Any]:
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's UPDATE holds the lock
     )
     if only:
-        candidates = candidates.where(gate.in_bound(_M.c.id, "only", dialect))
+        candidates = candidates.where(in_bound(_M.c.id, "only", dialect))
     cand = candidates.subquery("cand")
     in_order = (cand.c.send_after, cand.c.id)
     ranked = select(
@@ -528,7 +528,7 @@ def _claim_statements(dialect: str, only: bool) -> tuple[Any, Any]:
         select(ranked.c.id)
         .where(
             ranked.c.nth == 1,
-            not_(gate.in_bound(ranked.c.to_number, "busy", dialect)),
+            not_(in_bound(ranked.c.to_number, "busy", dialect)),
             ranked.c.place <= bindparam("left", type_=Integer),
         )
         .order_by(ranked.c.place)

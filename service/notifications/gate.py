@@ -8,9 +8,8 @@ number (for the daily cap). Nothing is kept from one batch to the next.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -18,11 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, case, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, and_, bindparam, case, func, literal, select
 
 from service import consent
-from service.db import db, utcnow
+from service.db import bound_list, db, in_bound, utcnow
 from service.models import (
     Client,
     DisclosureConsent,
@@ -138,30 +136,13 @@ class Prefetched:
 _PREFETCHED: ContextVar[Prefetched | None] = ContextVar("gate_prefetched", default=None)
 
 
-def in_bound(column: Any, name: str, dialect: str) -> Any:
-    """`column IN <the list bound as name>`, as service.db.id_in writes it, left unbound.
-
-    A statement built once with it is run again and again with `ids_value(dialect, ids)`
-    as the value of `name`: neither built nor walked for its cache key per call.
-    """
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(String)))
-    listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
-    return column.in_(select(listed.c.value))
-
-
-def ids_value(dialect: str, ids: Collection[str]) -> Any:
-    """The value to bind for an `in_bound` list: an array, or a JSON list on SQLite."""
-    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
-
-
 def facts_statement(ids: Sequence[str]):  # noqa: ANN202
     """The batch's facts query: one row per message id, every recipient fact joined.
 
     Bind `send_window(now)` when running it (the daily cap's send times).
     """
     dialect = db.session.get_bind().dialect.name
-    return _facts_statement(dialect).params(ids=ids_value(dialect, ids))
+    return _facts_statement(dialect).params(ids=bound_list(dialect, ids))
 
 
 def _facts_statement(dialect: str):  # noqa: ANN202
@@ -292,7 +273,7 @@ def prefetch(messages: Sequence[Any], now: datetime) -> Prefetched:
     if not messages:
         return pre
     dialect = db.session.get_bind().dialect.name
-    params = {"ids": ids_value(dialect, [m.id for m in messages]), **send_window(now)}
+    params = {"ids": bound_list(dialect, [m.id for m in messages]), **send_window(now)}
     rows = db.session.execute(_facts_statement(dialect), params)
     pre.facts = {row[0]: _facts_of(row) for row in rows}
     return pre
