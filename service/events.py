@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -105,19 +106,28 @@ EVENT_ROW_COLUMNS = (
 )  # fmt: skip
 
 
-# `append_event_rows`' INSERT: SQLite (qmark), PostgreSQL (format, with the writer's txid).
-_EVENT_ROWS_SQL = {
-    False: "INSERT INTO events (type, practice_id, client_id, subject_type, subject_id, payload,"
-    " occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    True: "INSERT INTO events (txid, type, practice_id, client_id, subject_type, subject_id,"
-    " payload, occurred_at) VALUES (pg_current_xact_id()::text::bigint, %s, %s, %s, %s, %s, %s, %s)",
-}
+# `append_event_rows`' INSERTs: an executemany on SQLite; on PostgreSQL, the rows as arrays
+# unnested in list order, with the writer's txid.
+_EVENT_ROWS_SQLITE = (
+    "INSERT INTO events (type, practice_id, client_id, subject_type, subject_id, payload,"
+    " occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENT_ROWS_UNNEST_PG = (
+    "INSERT INTO events (txid, type, practice_id, client_id, subject_type, subject_id, payload,"
+    " occurred_at) SELECT pg_current_xact_id()::text::bigint, type, practice_id, client_id,"
+    " subject_type, subject_id, payload::json, occurred_at FROM unnest(%(type)b::varchar[],"
+    " %(practice_id)b::varchar[], %(client_id)b::varchar[], %(subject_type)b::varchar[],"
+    " %(subject_id)b::varchar[], %(payload)b::text[], %(occurred_at)b::timestamptz[])"
+    " WITH ORDINALITY AS e (type, practice_id, client_id, subject_type, subject_id, payload,"
+    " occurred_at, position) ORDER BY position"
+)
 
 
 def append_event_rows(rows: Sequence[Sequence[Any]]) -> None:
     """`append_events` for rows laid out as EVENT_ROW_COLUMNS, in list order (bulk writers).
 
-    One executemany of the driver's own INSERT per chunk, with no dict built per event: each
+    Per chunk, one driver-level statement with no dict built per event (an executemany on
+    SQLite; on PostgreSQL an INSERT from unnested arrays, in list order): each
     value is bound through its column's type exactly as `append_events` binds it (the same
     JSON text, the same stored instant), and on PostgreSQL the writer's txid is set as there.
     Pending ORM changes are flushed first, so events added earlier keep lower ids.
@@ -126,14 +136,32 @@ def append_event_rows(rows: Sequence[Sequence[Any]]) -> None:
         return
     db.session.flush()
     conn = db.session.connection()
-    sql, processors = _event_rows_insert(conn.dialect)
+    processors = _event_rows_processors(conn.dialect)
+    if conn.dialect.name == "postgresql":
+        # One INSERT … SELECT FROM unnest of binary arrays per chunk, in list order, instead
+        # of a statement per event; the payloads go as JSON text (cast in the statement).
+        serialize = getattr(conn.dialect, "_json_serializer", None) or json.dumps
+        payload = EVENT_ROW_COLUMNS.index("payload")
+        columns = [
+            [serialize(row[index]) for row in rows]
+            if index == payload
+            else bind_values(process, [row[index] for row in rows])
+            for index, process in enumerate(processors)
+        ]
+        for start in range(0, len(rows), _EVENTS_CHUNK):
+            params = {
+                name: column[start : start + _EVENTS_CHUNK]
+                for name, column in zip(EVENT_ROW_COLUMNS, columns, strict=True)
+            }
+            conn.exec_driver_sql(_EVENT_ROWS_UNNEST_PG, params)
+        return
     columns = [
         bind_values(process, [row[index] for row in rows])
         for index, process in enumerate(processors)
     ]
     bound = list(zip(*columns, strict=True))
     for start in range(0, len(bound), _EVENTS_CHUNK):
-        conn.exec_driver_sql(sql, bound[start : start + _EVENTS_CHUNK])
+        conn.exec_driver_sql(_EVENT_ROWS_SQLITE, bound[start : start + _EVENTS_CHUNK])
 
 
 def bind_values(process: Any, values: list[Any]) -> list[Any]:
@@ -161,15 +189,13 @@ def bind_values(process: Any, values: list[Any]) -> list[Any]:
 _MISSING = object()
 
 
-def _event_rows_insert(dialect: Any) -> tuple[str, list[Any]]:
-    """Return the driver-level INSERT of `append_event_rows` and each column's bind processor."""
+def _event_rows_processors(dialect: Any) -> list[Any]:
+    """Each EVENT_ROW_COLUMNS column's bind processor (None where values go as they are)."""
     table = Event.__table__
-    processors = [
+    return [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         for name in EVENT_ROW_COLUMNS
     ]
-    sql = _EVENT_ROWS_SQL[dialect.name == "postgresql"]
-    return sql, processors
 
 
 def _postgres() -> bool:

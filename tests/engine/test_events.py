@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from service.db import db
@@ -140,3 +140,69 @@ def test_a_writer_here_without_events_yet_holds_the_stream_back(people):
         _insert(t1, practice, "T1")
         t1.commit()
     assert _labels(practice) == ["T1", "T2"]
+
+
+def test_bulk_event_rows_store_what_append_events_stores_in_list_order(people):
+    from service.events import EVENT_ROW_COLUMNS, append_event_rows, append_events
+    from service.models import Event
+
+    practice, carol = people.riverside.id, people.carol.id
+    sydney = datetime(2027, 4, 4, 15, 30, tzinfo=UTC)
+    events = [
+        {
+            "type": "bulk.a",
+            "practice_id": practice,
+            "client_id": carol,
+            "subject_type": "checkin",
+            "subject_id": "ci_1",
+            "payload": {"verifier": "self", "n": 1},
+            "occurred_at": T0,
+        },
+        {
+            "type": "bulk.b",
+            "practice_id": practice,
+            "client_id": None,
+            "subject_type": None,
+            "subject_id": None,
+            "payload": {},
+            "occurred_at": sydney,
+        },
+        {
+            "type": "bulk.a",
+            "practice_id": practice,
+            "client_id": carol,
+            "subject_type": "checkin",
+            "subject_id": "ci_2",
+            "payload": {"text": "ñ 'quoted' \"x\"", "list": [1, 2]},
+            "occurred_at": T0,
+        },
+    ] * 700  # more than one chunk of 1,000
+    mark = db.session.scalar(select(func.max(Event.id))) or 0
+    append_events(events)
+    db.session.commit()
+    middle = db.session.scalar(select(func.max(Event.id)))
+    append_event_rows([tuple(event[name] for name in EVENT_ROW_COLUMNS) for event in events])
+    db.session.commit()
+
+    def stored(lo: int, hi: int | None) -> list[tuple]:
+        stmt = select(Event).where(Event.id > lo).order_by(Event.id)
+        if hi is not None:
+            stmt = stmt.where(Event.id <= hi)
+        return [
+            (
+                e.type,
+                e.practice_id,
+                e.client_id,
+                e.subject_type,
+                e.subject_id,
+                e.payload,
+                e.occurred_at,
+                e.txid is not None,
+            )
+            for e in db.session.scalars(stmt)
+        ]
+
+    reference, bulk = stored(mark, middle), stored(middle, None)
+    assert len(bulk) == len(events) == 2100
+    assert bulk == reference
+    assert all(row[-1] is POSTGRES for row in bulk)  # the writer's txid, on PostgreSQL only
