@@ -34,8 +34,9 @@ def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
     from service.checkins import prompts_to_phone_stmt
     from service.db import db
     from service.misses import history_stmt, prompts_stmt
-    from service.models import CheckIn, Message
+    from service.models import CheckIn, Client, Message
     from service.notifications import gate
+    from service.notifications.inbound import _WHO_HAS_AND_CHECKINS as who_has_and_checkins
 
     texts = list(
         db.session.scalars(
@@ -71,6 +72,10 @@ def per_row_queries(now: Any) -> list[tuple[str, str, Any]]:
              CheckIn.status == "missed", CheckIn.prompted_at.is_not(None),
              CheckIn.closes_at >= now - timedelta(hours=24))
          .order_by(CheckIn.closes_at.desc(), CheckIn.id)),
+        ("inbound webhook", "who has the number and what a reply may answer (one statement)",
+         who_has_and_checkins.statement("postgresql").params(
+             phone=db.session.scalar(select(Client.phone).limit(1)),
+             since=now - timedelta(hours=24))),
         ("inbound webhook", "texts from one number today (daily cap / dedupe)",
          select(Message.id).where(Message.to_number == "+12022000001",
                                   Message.created_at >= now - timedelta(days=1))),
