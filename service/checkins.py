@@ -194,9 +194,7 @@ def open_prompt_codes_for_phones(phones: Iterable[str]) -> dict[str, list[tuple[
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
         client_phone: dict[str, str] = dict(
-            db.session.execute(
-                select(_CL.id, _CL.phone).where(id_in(_CL.phone, chunk))
-            ).all()
+            db.session.execute(select(_CL.id, _CL.phone).where(id_in(_CL.phone, chunk))).all()
         )
         contact_phone: dict[str, str] = {}
         owners = set(client_phone)
