@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, quotas
-from service.db import db, id_in
+from service.db import bound_list, db, in_bound
 from service.escalation import occurrence_label
 from service.horizon import horizon_hours
 from service.models import CheckIn, Client, Commitment, MeetingPlan, SupportContact
@@ -191,24 +193,25 @@ def open_prompt_codes_for_phones(phones: Iterable[str]) -> dict[str, list[tuple[
     """
     wanted = sorted(set(phones))
     found: dict[str, list[tuple[str, str | None]]] = {phone: [] for phone in wanted}
+    dialect = "postgresql" if db.session.get_bind().dialect.name == "postgresql" else "sqlite"
+    reads = _codes_reads(dialect)
     for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
+        chunk = bound_list(dialect, wanted[start : start + 1000])
         client_phone: dict[str, str] = dict(
-            db.session.execute(select(_CL.id, _CL.phone).where(id_in(_CL.phone, chunk))).all()
+            db.session.execute(reads["clients"], {"keys": chunk}).all()
         )
         contact_phone: dict[str, str] = {}
         owners = set(client_phone)
-        contacts = select(_SC.id, _SC.client_id, _SC.phone).where(id_in(_SC.phone, chunk))
-        for contact_id, client_id, phone in db.session.execute(contacts):
+        for contact_id, client_id, phone in db.session.execute(reads["contacts"], {"keys": chunk}):
             contact_phone[contact_id] = phone
             owners.add(client_id)
         if not owners:
             continue
-        stmt = select(
-            _CI.id, _CI.prompt_code, _CI.verifier_contact_id, _CI.client_id, _CI.prompted_at
-        ).where(_CI.status == "prompted", id_in(_CI.client_id, owners))
+        prompted = db.session.execute(
+            reads["prompted"], {"keys": bound_list(dialect, sorted(owners))}
+        )
         rows = []
-        for row_id, code, verifier, client_id, prompted_at in db.session.execute(stmt):
+        for row_id, code, verifier, client_id, prompted_at in prompted:
             phone = (
                 contact_phone.get(verifier) if verifier is not None else client_phone.get(client_id)
             )
@@ -219,6 +222,21 @@ def open_prompt_codes_for_phones(phones: Iterable[str]) -> dict[str, list[tuple[
         for _, _, row_id, code, phone in rows:
             found[phone].append((row_id, code))
     return found
+
+
+@functools.cache
+def _codes_reads(dialect: str) -> dict[str, Select[Any]]:
+    """`open_prompt_codes_for_phones`' reads, built once per dialect with the list bound as
+    `keys` (the statements `id_in` makes, neither rebuilt nor cache-keyed per call)."""
+    return {
+        "clients": select(_CL.id, _CL.phone).where(in_bound(_CL.phone, "keys", dialect)),
+        "contacts": select(_SC.id, _SC.client_id, _SC.phone).where(
+            in_bound(_SC.phone, "keys", dialect)
+        ),
+        "prompted": select(
+            _CI.id, _CI.prompt_code, _CI.verifier_contact_id, _CI.client_id, _CI.prompted_at
+        ).where(_CI.status == "prompted", in_bound(_CI.client_id, "keys", dialect)),
+    }
 
 
 def late_reply_candidates(phone: str, now: datetime) -> list[CheckIn]:

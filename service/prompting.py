@@ -6,21 +6,21 @@ import functools
 import json
 import logging
 import random
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, String, bindparam, column, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, Select, bindparam, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
 from service.db import bound_list, db, id_in, in_bound
-from service.events import EVENT_ROW_COLUMNS, append_event_rows
+from service.escalation import occurrence_label
+from service.events import append_event_rows
 from service.models import (
     CheckIn,
     Client,
@@ -36,7 +36,6 @@ from service.phones import mask
 from service.planning import (
     Source,
     SourceFacts,
-    checkin_event_values,
     not_plannable,
     paused_reason,
     quiet_hours_of,
@@ -136,6 +135,17 @@ def _due(*criteria: Any, order: Any) -> Select[Any]:
     )
 
 
+@functools.cache
+def _due_bound(kind: str, batch: int) -> Select[Any]:
+    """`due_reminders_stmt` or `due_prompts_stmt` built once, with `now` bound as `now`.
+
+    The sweep runs it batch after batch: neither rebuilt nor walked for its cache key anew
+    (`batch`, the BATCH it was built with, is the LIMIT it has).
+    """
+    now: Any = bindparam("now", type_=_C.due_at.type)
+    return due_reminders_stmt(now) if kind == "reminders" else due_prompts_stmt(now)
+
+
 @dataclass
 class _Facts:
     """What one batch of due check-ins needs to decide, loaded in a few IN queries."""
@@ -212,7 +222,22 @@ def _read_by_ids(what: str, ids: set[str]) -> Sequence[Row[Any]]:
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     listed = sorted(ids)
     params = {"ids": bound_list("postgresql" if postgresql else "sqlite", listed)}
-    return db.session.execute(_reads(postgresql)[what], params).all()
+    return _named(db.session.execute(_reads(postgresql)[what], params))
+
+
+def _named(result: Any) -> list[Any]:
+    """The result's rows as named tuples: the same values, read by name as a Row is.
+
+    A sweep reads each row's columns by name many times over; a Row's attribute lookup
+    costs several times a named tuple's, and one tuple per row costs less than that.
+    """
+    make = _row_type(tuple(result.keys()))._make
+    return [make(row) for row in result.all()]
+
+
+@functools.lru_cache(maxsize=64)
+def _row_type(keys: tuple[str, ...]) -> Any:
+    return namedtuple("SweepRow", keys)  # type: ignore[misc]  # noqa: PYI024
 
 
 @functools.cache
@@ -239,7 +264,9 @@ def _reads(postgresql: bool) -> dict[str, Select[Any]]:
     return reads
 
 
-def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:
+def _batches(
+    step: Callable[[list[Due]], int], stmt: Select[Any], params: dict[str, Any] | None = None
+) -> int:
     """Run `step` on due rows a BATCH at a time until a batch comes back short.
 
     Every row a step sees leaves the due set (claimed, dropped, skipped or deferred); a
@@ -248,7 +275,7 @@ def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:
     done = 0
     seen: set[str] = set()
     for _ in range(MAX_BATCHES):
-        rows = db.session.execute(stmt).all()
+        rows = _named(db.session.execute(stmt, params))
         fresh = [row for row in rows if row.id not in seen]
         if fresh:
             seen.update(row.id for row in fresh)
@@ -260,7 +287,11 @@ def _batches(step: Callable[[list[Due]], int], stmt: Select[Any]) -> int:
 
 def send_reminders(now: datetime, *, stale_minutes: int) -> int:
     """Queue the meeting reminders that are due; drop stale or no-longer-allowed ones."""
-    return _batches(lambda rows: _reminder_batch(rows, now, stale_minutes), due_reminders_stmt(now))
+    return _batches(
+        lambda rows: _reminder_batch(rows, now, stale_minutes),
+        _due_bound("reminders", BATCH),
+        {"now": now},
+    )
 
 
 def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
@@ -288,8 +319,7 @@ def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
         else:
             wanted.append((row, client))
     _update_where(dropped, {"reminder_at": None}, _C.reminder_sent_at.is_(None))
-    claimed = _update_where([row for row, _ in wanted], {"reminder_sent_at": now},
-                            _C.reminder_sent_at.is_(None), _C.status == "scheduled")  # fmt: skip
+    claimed = _claim_reminders([row.id for row, _ in wanted], now)
     texts = [
         {
             "practice_id": row.practice_id,
@@ -342,7 +372,11 @@ def _reminder_body(client: ClientRow, row: Due, now: datetime) -> str:
 
 def send_prompts(now: datetime, *, stale_minutes: int) -> int:
     """Ask the verifiers of the due check-ins; mark those that cannot be asked for skipping."""
-    return _batches(lambda rows: _prompt_batch(rows, now, stale_minutes), due_prompts_stmt(now))
+    return _batches(
+        lambda rows: _prompt_batch(rows, now, stale_minutes),
+        _due_bound("prompts", BATCH),
+        {"now": now},
+    )
 
 
 def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
@@ -444,10 +478,7 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             "checkin_id": row.id,
             "expires_at": closes_at,
         })  # fmt: skip
-        event = checkin_event_values(
-            "checkin.prompted", row, now, {"verifier": contact.id if contact else "self"}
-        )
-        events.append(tuple(event[key] for key in EVENT_ROW_COLUMNS))
+        events.append(_prompted_event(row, contact.id if contact else "self", now))
         logger.info("prompted check-in %s to %s", row.id, mask(phone))
     if recoded:
         # Prompts already open get their codes now that the number has several.
@@ -459,6 +490,25 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
     enqueue_messages(texts)
     append_event_rows(events)
     return len(texts)
+
+
+def _prompted_event(row: Due, verifier: str, now: datetime) -> tuple[Any, ...]:
+    """The `checkin.prompted` event of a row, laid out as EVENT_ROW_COLUMNS.
+
+    What `checkin_event_values` makes (the same payload, keys in the same order), without
+    its two dicts per row; the occurrence's label is remembered (a busy minute asks about a
+    few local times).
+    """
+    payload = {
+        "source_type": row.source_type,
+        "source_id": row.source_id,
+        "occurrence": _occurrence_label(row.occurrence),
+        "verifier": verifier,
+    }
+    return ("checkin.prompted", row.practice_id, row.client_id, "checkin", row.id, payload, now)
+
+
+_occurrence_label = functools.lru_cache(maxsize=4096)(occurrence_label)
 
 
 def _codes_for(taken: set[str], uncoded: int, group: int) -> list[str]:
@@ -555,6 +605,42 @@ _RECODE_PG = (
 )
 
 
+# The same on SQLite (qmark), the rows as one JSON list of [id, closes_at, code] (or
+# [id, code]), each value as the column's own bind processing stores it: written out, so
+# that nothing is built, cache-keyed or compiled per batch.
+_CLAIM_SQLITE = (
+    "UPDATE checkins SET status = 'prompted', prompted_at = ?, updated_at = ?,"
+    " closes_at = given.closes_at, prompt_code = given.prompt_code"
+    " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS closes_at,"
+    " json_extract(value, '$[2]') AS prompt_code FROM json_each(?)) AS given"
+    " WHERE checkins.id = given.id AND checkins.status = 'scheduled'"
+    " AND checkins.skip_reason IS NULL RETURNING checkins.id"
+)
+_RECODE_SQLITE = (
+    "UPDATE checkins SET prompt_code = given.prompt_code"
+    " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS prompt_code"
+    " FROM json_each(?)) AS given WHERE checkins.id = given.id"
+)
+# The reminders' claim: each row still scheduled and not yet reminded gets its sending time.
+_CLAIM_REMINDERS_PG = (
+    "UPDATE checkins SET reminder_sent_at = %(now)s WHERE checkins.id = ANY(%(ids)b::varchar[])"
+    " AND checkins.reminder_sent_at IS NULL AND checkins.status = 'scheduled'"
+    " RETURNING checkins.id"
+)
+_CLAIM_REMINDERS_SQLITE = (
+    "UPDATE checkins SET reminder_sent_at = ?"
+    " WHERE checkins.id IN (SELECT value FROM json_each(?))"
+    " AND checkins.reminder_sent_at IS NULL AND checkins.status = 'scheduled'"
+    " RETURNING checkins.id"
+)
+
+
+def _instant(conn: Any) -> Callable[[Any], Any]:
+    """The bind processing of a UTC instant column on this connection's dialect."""
+    process = _C.closes_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process or (lambda value: value)
+
+
 def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datetime) -> set[str]:
     """Prompt the rows still scheduled and not skipped, each with its (id, closes_at, code).
 
@@ -563,83 +649,41 @@ def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datet
     if not keyed:
         return set()
     conn = db.session.connection()
+    process = _instant(conn)
     if conn.dialect.name != "postgresql":
-        return _update_each(
-            keyed,
-            ("closes_at", "prompt_code"),
-            {"status": "prompted", "prompted_at": now, "updated_at": now},
-            _C.status == "scheduled",
-            _C.skip_reason.is_(None),
-        )
-    process = _C.closes_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        stamp = process(now)
+        listed = json.dumps([[entry[0], process(entry[1]), entry[2]] for entry in keyed])
+        return set(conn.exec_driver_sql(_CLAIM_SQLITE, (stamp, stamp, listed)).scalars())
     params = {
-        "now": process(now) if process else now,
+        "now": process(now),
         "ids": [entry[0] for entry in keyed],
-        "closes": [process(entry[1]) if process else entry[1] for entry in keyed],
+        "closes": [process(entry[1]) for entry in keyed],
         "codes": [entry[2] for entry in keyed],
     }
     return set(conn.exec_driver_sql(_CLAIM_PG, params).scalars())
+
+
+def _claim_reminders(ids: Sequence[str], now: datetime) -> set[str]:
+    """Mark the reminders of the rows still scheduled and not yet reminded as sent `now`.
+
+    Returns the ids claimed; a row someone else changed meanwhile is left alone.
+    """
+    if not ids:
+        return set()
+    conn = db.session.connection()
+    stamp = _instant(conn)(now)
+    if conn.dialect.name != "postgresql":
+        args: Any = (stamp, json.dumps(list(ids)))
+        return set(conn.exec_driver_sql(_CLAIM_REMINDERS_SQLITE, args).scalars())
+    params = {"now": stamp, "ids": list(ids)}
+    return set(conn.exec_driver_sql(_CLAIM_REMINDERS_PG, params).scalars())
 
 
 def _recode(pairs: Sequence[tuple[str, str | None]]) -> None:
     """Give each (id, code) check-in its prompt code."""
     conn = db.session.connection()
     if conn.dialect.name != "postgresql":
-        _update_each(pairs, ("prompt_code",), {})
+        conn.exec_driver_sql(_RECODE_SQLITE, (json.dumps([list(pair) for pair in pairs]),))
         return
     params = {"ids": [pair[0] for pair in pairs], "codes": [pair[1] for pair in pairs]}
     conn.exec_driver_sql(_RECODE_PG, params)
-
-
-def _update_each(
-    keyed: Sequence[tuple[Any, ...]],
-    columns: tuple[str, ...],
-    values: dict[str, Any],
-    *conditions: Any,
-) -> set[str]:
-    """Give each row its own `columns` (and all of them `values`) in one UPDATE; return the ids.
-
-    `keyed` holds (id, one value per column) per row. The rows come as one derived table (an
-    unnest of arrays on PostgreSQL, a JSON list on SQLite), so the statement is the same for
-    any number of rows; only those still meeting `conditions` change (the claim).
-    """
-    if not keyed:
-        return set()
-    table = CheckIn.__table__
-    dialect = db.session.get_bind().dialect
-    types = [table.c[name].type for name in columns]
-    if dialect.name == "postgresql":
-        arrays = [bindparam(None, [entry[0] for entry in keyed], type_=ARRAY(String))] + [
-            bindparam(None, [entry[i + 1] for entry in keyed], type_=ARRAY(type_))
-            for i, type_ in enumerate(types)
-        ]
-        given: Any = (
-            func.unnest(*arrays)
-            .table_valued(
-                column("id", String),
-                *(column(name, type_) for name, type_ in zip(columns, types, strict=True)),
-            )
-            .render_derived(name="given")
-        )
-    else:
-        # The JSON carries each value as the column's own bind processing would store it.
-        procs = [type_.dialect_impl(dialect).bind_processor(dialect) for type_ in types]
-        listed = [
-            [entry[0], *(p(v) if p else v for p, v in zip(procs, entry[1:], strict=True))]
-            for entry in keyed
-        ]
-        each = func.json_each(json.dumps(listed)).table_valued("value")
-        given = select(
-            func.json_extract(each.c.value, "$[0]").label("id"),
-            *(
-                func.json_extract(each.c.value, f"$[{i + 1}]").label(name)
-                for i, name in enumerate(columns)
-            ),
-        ).subquery("given")
-    result = db.session.execute(
-        update(table)
-        .where(table.c.id == given.c.id, *conditions)
-        .values(**values, **{name: given.c[name] for name in columns})
-        .returning(table.c.id)
-    )
-    return set(result.scalars())

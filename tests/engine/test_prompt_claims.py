@@ -10,7 +10,7 @@ from sqlalchemy import String, cast, delete, select, update
 
 from service import consent, prompting
 from service.db import db, id_in
-from service.events import append_events
+from service.events import EVENT_ROW_COLUMNS, append_events
 from service.jobs import sweeps
 from service.models import CheckIn, Client, Commitment, Event, MeetingPlan, OptOut, SupportContact
 from service.notifications.grammar import ALL_CODES
@@ -245,3 +245,63 @@ def test_the_consent_batch_reads_agree_with_the_orm_batch_forms(people):
         assert (row.version, row.revoked_at, row.granted_on, row.expires_on, row.scope) == (
             want.version, want.revoked_at, want.granted_on, want.expires_on, want.scope
         )  # fmt: skip
+
+
+def test_the_reminder_claim_stores_what_per_row_updates_store(people):
+    rows = _planned(people, 4)
+    ids = [row.id for row in rows]
+    now = datetime(2026, 12, 2, 1, 0, 12, 345678, tzinfo=UTC)
+    # Someone else reminded one and moved another on: the claim leaves both alone.
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[2]).values(reminder_sent_at=T0))
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[3]).values(status="missed"))
+    stored = cast(_C.reminder_sent_at, String)
+
+    def state() -> dict[str, tuple]:
+        db.session.expire_all()
+        stmt = select(_C.id, _C.status, _C.reminder_sent_at, stored, _C.updated_at)
+        return {r.id: tuple(r[1:]) for r in db.session.execute(stmt.where(_C.id.in_(ids)))}
+
+    assert prompting._claim_reminders(ids, now) == set(ids[:2])
+    assert prompting._claim_reminders([], now) == set()
+    fast = state()
+    db.session.rollback()
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[2]).values(reminder_sent_at=T0))
+    db.session.execute(update(CheckIn.__table__).where(_C.id == ids[3]).values(status="missed"))
+    for row_id in ids[:2]:
+        db.session.execute(
+            update(CheckIn.__table__).where(_C.id == row_id).values(reminder_sent_at=now)
+        )
+    assert fast == state()
+    assert fast[ids[0]][1] == now and fast[ids[2]][1] == T0 and fast[ids[3]][1] is None
+
+
+def test_the_prompted_event_row_is_what_checkin_event_values_makes(people):
+    (row,) = _planned(people, 1)
+    now = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    (due,) = prompting._named(db.session.execute(prompting.due_prompts_stmt(now)))
+    for verifier in ("self", row.verifier_contact_id):
+        event = checkin_event_values("checkin.prompted", due, now, {"verifier": verifier})
+        want = tuple(event[key] for key in EVENT_ROW_COLUMNS)
+        got = prompting._prompted_event(due, verifier, now)
+        assert got == want
+        assert list(got[5]) == list(want[5])  # the payload's keys in the same order (its JSON)
+
+
+def test_the_prebuilt_due_reads_are_the_due_statements(people):
+    _planned(people, 3)
+    db.session.commit()
+    now = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    for kind, build in (
+        ("reminders", prompting.due_reminders_stmt),
+        ("prompts", prompting.due_prompts_stmt),
+    ):
+        bound = prompting._due_bound(kind, prompting.BATCH)
+        want = db.session.execute(build(now)).all()
+        got = prompting._named(db.session.execute(bound, {"now": now}))
+        assert [tuple(r) for r in got] == [tuple(r) for r in want]
+        assert all(g.id == w.id and g.due_at == w.due_at for g, w in zip(got, want, strict=True))
+        dialect = db.session.get_bind().dialect
+        assert str(bound.compile(dialect=dialect)) == str(
+            build(now).compile(dialect=dialect)
+        ).replace("%(due_at_1)s", "%(now)s").replace("%(reminder_at_1)s", "%(now)s")
+    assert [tuple(r) for r in got]  # the prompts were due
