@@ -186,11 +186,11 @@ def test_bulk_inserter_writes_what_a_core_insert_writes(people: Any) -> None:
         tsml_row(3, types=["ONL"], conference_url="https://zoom.us/j/1", name="Café ☕"),
     ]
     records = parse_tsml(rows, default_timezone=None).records
-    inserter = _Inserter(practice_id, feed.id, T0)
-    for record in records:
-        inserter.add(record.slug, meeting_values(record, record.timezone or "UTC", "aa"))
-    fast_ids = [row["id"] for row in inserter.rows]
-    assert inserter.flush() == 3 and inserter.rows == []
+    with _Inserter(practice_id, feed.id, T0) as inserter:
+        for record in records:
+            inserter.add(record.slug, meeting_values(record, record.timezone or "UTC", "aa"))
+        fast_ids = [row["id"] for row in inserter.rows]
+        assert inserter.flush() == 3 and inserter.rows == []
 
     def stored(ids: list[str]) -> list[dict[str, Any]]:
         table = Meeting.__table__

@@ -1,0 +1,156 @@
+"""The bulk inserter's batches: several per import, and a failed one fails as SQLAlchemy's error.
+
+On PostgreSQL the batches travel in psycopg's pipeline mode (sent without waiting for each
+answer); these tests hold it to what one statement at a time gives: the same rows, the same
+IntegrityError (the API's 409), a session that rolls back cleanly, and no connection left in
+pipeline mode.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from service.db import db
+from service.meeting_import import import_source, store
+from service.meeting_import.mapping import meeting_values
+from service.meeting_import.store import _Inserter
+from service.meeting_import.tsml import parse_tsml
+from service.models import Meeting, MeetingFeed
+from tests.imports.support import as_bytes, tsml_feed
+
+T0 = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+
+
+def _feed(practice_id: str, key: str = "pipeline") -> MeetingFeed:
+    feed = MeetingFeed(practice_id=practice_id, key=key, created_at=T0)
+    db.session.add(feed)
+    db.session.flush()
+    return feed
+
+
+def _values(count: int) -> list[tuple[str, dict[str, Any]]]:
+    records = parse_tsml(tsml_feed(count), default_timezone=None).records
+    return [(r.slug, meeting_values(r, r.timezone or "UTC", "aa")) for r in records]
+
+
+def _stored(ids: list[str]) -> list[dict[str, Any]]:
+    table = Meeting.__table__
+    found = db.session.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.slug))
+    return [{k: v for k, v in row._mapping.items() if k != "id"} for row in found]
+
+
+def _not_in_pipeline_mode() -> bool:
+    driver = db.session.connection().connection.driver_connection
+    pgconn = getattr(driver, "pgconn", None)
+    return pgconn is None or pgconn.pipeline_status == 0  # 0: PQ_PIPELINE_OFF
+
+
+def test_batches_store_what_one_core_insert_stores(people: Any) -> None:
+    practice_id = people.riverside.id
+    feed = _feed(practice_id)
+    rows = _values(7)
+    with _Inserter(practice_id, feed.id, T0) as inserter:
+        handled = 0
+        for start in range(0, 7, 3):  # three batches: 3, 3 and 1 rows
+            for slug, values in rows[start : start + 3]:
+                inserter.add(slug, dict(values))
+            ids = [row["id"] for row in inserter.rows]
+            handled += inserter.flush()
+            assert inserter.rows == [] and len(ids) == min(3, 7 - start)
+    assert handled == 7
+    assert _not_in_pipeline_mode()
+    fast = _stored(
+        [m.id for m in db.session.scalars(select(Meeting).where(Meeting.feed_id == feed.id))]
+    )
+
+    db.session.execute(text("DELETE FROM meetings WHERE feed_id = :f"), {"f": feed.id})
+    core_rows = [
+        {**values, "id": f"mt_core{i}", "slug": slug, "practice_id": practice_id,
+         "feed_id": feed.id, "active": True, "created_at": T0, "updated_at": T0, "revision": 0}
+        for i, (slug, values) in enumerate(_values(7))
+    ]  # fmt: skip
+    db.session.execute(insert(Meeting.__table__), core_rows)
+    assert fast == _stored([row["id"] for row in core_rows])
+    assert len(fast) == 7
+    db.session.rollback()
+
+
+def test_a_failed_batch_raises_integrity_error_and_rolls_back(people: Any) -> None:
+    practice_id = people.riverside.id
+    feed = _feed(practice_id)
+    rows = _values(4)
+    taken_slug, taken = rows[2]  # another import already stored this slug
+    db.session.execute(
+        insert(Meeting.__table__),
+        [{**taken, "id": "mt_taken", "slug": taken_slug, "practice_id": practice_id,
+          "feed_id": feed.id, "active": True, "created_at": T0, "updated_at": T0, "revision": 0}],
+    )  # fmt: skip
+    # The error may surface at the second flush or on leaving the block.
+    with pytest.raises(IntegrityError), _Inserter(practice_id, feed.id, T0) as inserter:  # noqa: PT012
+        for slug, values in rows[:2]:
+            inserter.add(slug, dict(values))
+        inserter.flush()  # a good batch first
+        for slug, values in rows[2:]:
+            inserter.add(slug, dict(values))
+        inserter.flush()  # the conflicting one
+    db.session.rollback()
+    assert _not_in_pipeline_mode()
+    assert db.session.scalar(select(Meeting.id).where(Meeting.id == "mt_taken")) is None
+    assert db.session.scalar(text("SELECT 1")) == 1
+
+
+def test_an_error_inside_the_block_passes_through_and_leaves_no_pipeline(people: Any) -> None:
+    practice_id = people.riverside.id
+    feed = _feed(practice_id)
+    with pytest.raises(ZeroDivisionError), _Inserter(practice_id, feed.id, T0) as inserter:  # noqa: PT012
+        for slug, values in _values(2):
+            inserter.add(slug, dict(values))
+        inserter.flush()
+        _ = 1 / 0
+    assert _not_in_pipeline_mode()
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT 1")) == 1
+
+
+def test_a_slug_race_is_the_api_409(client: Any, alice: Any, monkeypatch: Any) -> None:
+    """Another import stores a slug after this one read the feed's meetings: 409, not 500."""
+    remember = store._remember_feed
+
+    def racing(*args: Any, **kwargs: Any) -> MeetingFeed:
+        feed = remember(*args, **kwargs)
+        slug, values = _values(3)[1]
+        db.session.execute(
+            insert(Meeting.__table__),
+            [{**values, "id": "mt_racer", "slug": slug, "practice_id": feed.practice_id,
+              "feed_id": feed.id, "active": True, "created_at": T0, "updated_at": T0,
+              "revision": 0}],
+        )  # fmt: skip
+        return feed
+
+    monkeypatch.setattr(store, "_remember_feed", racing)
+    response = client.post(
+        "/api/v1/meetings/import", json={"feed": tsml_feed(3), "feed_key": "race"},
+        headers=alice.headers,
+    )  # fmt: skip
+    assert response.status_code == 409, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert db.session.scalar(select(Meeting.id).where(Meeting.id == "mt_racer")) is None
+
+
+def test_many_batches_through_import_source(people: Any, monkeypatch: Any) -> None:
+    """An import of several batches creates every meeting, as one batch does."""
+    monkeypatch.setattr(store, "BATCH", 4)
+    report = import_source(
+        practice=people.riverside, source=as_bytes(tsml_feed(10)), feed_key="batches",
+        allow_private=False, now=T0,
+    )  # fmt: skip
+    db.session.commit()
+    assert report.created == 10
+    assert _not_in_pipeline_mode()
+    slugs = set(db.session.scalars(select(Meeting.slug).where(Meeting.feed_id == report.feed_id)))
+    assert slugs == {f"meeting-{n}" for n in range(1, 11)}
