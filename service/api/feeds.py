@@ -146,6 +146,8 @@ class PollFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
         self._engine: Engine | None = None
+        # PostgreSQL: POLL_STATE runs on a connection kept per serving thread (PollReader).
+        self._reader: feeds.PollReader | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         match = environ.get("HTTP_IF_NONE_MATCH")
@@ -168,9 +170,12 @@ class PollFastPath:
         try:
             if self._engine is None:
                 with self.app.app_context():
-                    self._engine = db.engine
+                    engine = db.engine
+                if engine.dialect.name == "postgresql":
+                    self._reader = feeds.PollReader(engine)
+                self._engine = engine
             at = self._now()
-            found = feeds.poll_etag(token, engine=self._engine, now=at)
+            found = feeds.poll_etag(token, engine=self._engine, now=at, reader=self._reader)
         except Exception:  # noqa: BLE001 - get_feed meets it again, and answers and logs it
             return None
         if found is None:

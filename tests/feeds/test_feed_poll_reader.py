@@ -1,0 +1,177 @@
+"""The poll's own connections on PostgreSQL (feeds.PollReader): same answer as the pooled read,
+always the database's current state, and a dropped, stale, forked or disposed connection is
+never used again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from psycopg.pq import TransactionStatus
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from service import crypto, feeds
+from service.api.feeds import PollFastPath
+from service.db import db
+from service.feed_validators import POLL_STATE, TOKEN_STATE, standalone_first
+from tests.factories import make_meeting, make_plan
+from tests.feeds.helpers import T0, issue, make_checkin, token_from
+
+
+@pytest.fixture
+def reader(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    made = feeds.PollReader(db.engine)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def plan(carol):
+    row = make_plan(carol, make_meeting(carol.practice_id))
+    db.session.commit()
+    return row
+
+
+@pytest.fixture
+def polled(carol, plan):
+    token = token_from(issue(carol))
+    return token, crypto.digest(token)
+
+
+def _pid(reader: feeds.PollReader) -> int:
+    connection, _ = reader._cursor()
+    return connection.info.backend_pid
+
+
+def _terminate(pid: int) -> None:
+    admin = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+            deadline = time.monotonic() + 10
+            while conn.execute(gone, {"p": pid}).scalar():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        admin.dispose()
+
+
+def test_the_fast_path_reads_through_a_reader_on_postgresql_only(app, polled) -> None:
+    token, _ = polled
+    path = f"/feeds/{token}.ics"
+    etag = app.test_client().get(path).headers["ETag"]  # records the poll: a 304 comes next
+    fast = app.wsgi_app
+    assert isinstance(fast, PollFastPath)
+    answered = fast.wsgi_app
+    passed_on = []
+    fast.wsgi_app = lambda environ, start: passed_on.append(1) or answered(environ, start)
+    try:
+        response = app.test_client().get(path, headers={"If-None-Match": etag})
+    finally:
+        fast.wsgi_app = answered
+    assert response.status_code == 304 and not passed_on  # the fast path answered
+    if db.engine.dialect.name == "postgresql":
+        assert isinstance(fast._reader, feeds.PollReader) and fast._reader.engine is db.engine
+        assert fast._reader._local.connection is not None  # this thread's, kept
+    else:
+        assert fast._reader is None  # SQLite: the pool's connection, as before
+
+
+def test_the_reader_gives_the_pooled_reads_values_and_sees_every_commit(
+    reader, carol, plan, polled
+) -> None:
+    token, digest = polled
+    pooled = standalone_first(POLL_STATE, db.engine, digest=digest)
+    assert pooled is not None
+    assert reader.first(POLL_STATE, digest=digest) == pooled
+    assert reader.first(TOKEN_STATE, digest=digest) == standalone_first(TOKEN_STATE, digest=digest)
+    assert reader.first(POLL_STATE, digest="0" * 64) is None
+    kept = _pid(reader)
+    before = feeds.poll_etag(token, engine=db.engine, now=T0, reader=reader)
+    assert before == feeds.poll_etag(token, engine=db.engine, now=T0)
+    # A commit elsewhere is seen by the next poll on the same kept connection (no snapshot
+    # outlives a statement): the ETag changes at once, and equals the pooled read's.
+    make_checkin(carol, "meeting_plan", plan.id, datetime(2026, 12, 3, 19), "excused",
+                 updated_at=T0 + timedelta(hours=1))  # fmt: skip
+    db.session.commit()
+    after = feeds.poll_etag(token, engine=db.engine, now=T0, reader=reader)
+    assert after is not None and before is not None and after[0] != before[0]
+    assert after == feeds.poll_etag(token, engine=db.engine, now=T0)
+    assert _pid(reader) == kept  # one connection, kept between polls
+    # In autocommit: no transaction (no snapshot, no lock) is left open between polls.
+    assert reader._local.connection.info.transaction_status == TransactionStatus.IDLE
+    live = feeds.live_feed(token, now=T0)
+    assert live is not None and live.validator.etag == after[0]
+
+
+def test_each_thread_has_its_own_connection(reader, polled) -> None:
+    _, digest = polled
+    pids: list[int] = []
+
+    def poll() -> None:
+        assert reader.first(POLL_STATE, digest=digest) is not None
+        pids.append(_pid(reader))
+
+    threads = [threading.Thread(target=poll) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    poll()
+    assert len(set(pids)) == 3
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_the_read_repeated(reader, polled) -> None:
+    _, digest = polled
+    expected = reader.first(POLL_STATE, digest=digest)
+    dropped = _pid(reader)
+    _terminate(dropped)  # as a restart does to every connection
+    assert reader.first(POLL_STATE, digest=digest) == expected
+    assert _pid(reader) != dropped
+
+
+def test_another_error_closes_the_connection_and_is_raised(reader, polled, monkeypatch) -> None:
+    _, digest = polled
+    assert reader.first(POLL_STATE, digest=digest) is not None
+    connection, cursor = reader._cursor()
+    sql, *_ = reader._forms[POLL_STATE]
+    monkeypatch.setitem(reader._forms, POLL_STATE, ("SELECT 1/0", {}, None, ()))
+    with pytest.raises(Exception, match="division by zero"):
+        reader.first(POLL_STATE, digest=digest)
+    assert connection.closed and reader._local.connection is None
+    monkeypatch.undo()
+    assert reader.first(POLL_STATE, digest=digest) is not None
+
+
+def test_a_stale_or_forked_connection_is_not_used(reader, polled, monkeypatch) -> None:
+    _, digest = polled
+    first = _pid(reader)
+    monkeypatch.setattr(reader, "_recycle", 0)
+    time.sleep(0.01)
+    assert reader.first(POLL_STATE, digest=digest) is not None
+    second = _pid(reader)
+    assert second != first
+    monkeypatch.setattr(reader, "_recycle", 3600)
+    # Made in another process (before a fork): left alone, never closed or used here.
+    inherited = reader._local.connection
+    reader._local.pid = os.getpid() + 1
+    assert reader.first(POLL_STATE, digest=digest) is not None
+    assert _pid(reader) != second and not inherited.closed
+    inherited.close()
+
+
+def test_disposing_the_engine_closes_the_readers_connections(reader, polled) -> None:
+    _, digest = polled
+    assert reader.first(POLL_STATE, digest=digest) is not None
+    connection = reader._local.connection
+    db.engine.dispose()
+    assert connection.closed
+    assert reader.first(POLL_STATE, digest=digest) is not None  # a new one, made when needed
