@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, case, func, literal, select
+from sqlalchemy import String, and_, bindparam, case, func, literal, literal_column, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from service import consent
 from service.db import bound_list, db, in_bound, utcnow
@@ -146,19 +148,41 @@ def facts_statement(ids: Sequence[str]):  # noqa: ANN202
 
 
 def _facts_statement(dialect: str):  # noqa: ANN202
-    """The facts query for a dialect, built once, its message ids bound as `ids`."""
+    """The facts query for a dialect, its message ids bound as `ids` (built at import)."""
     base = _FACTS_SELECT.get(dialect)
-    if base is None:  # the aliases and joins cost to set up, and to walk for a cache key
-        base = _FACTS_SELECT[dialect] = _facts_select(dialect).where(
-            in_bound(_M.c.id, "ids", dialect)
-        )
+    if base is None:
+        base = _FACTS_SELECT[dialect] = _FACTS_BASE.where(in_bound(_M.c.id, "ids", dialect))
     return base
 
 
-_FACTS_SELECT: dict[str, Any] = {}
+class _JoinedSentAt(FunctionElement[str]):
+    """The daily cap's send times of a number as one string of UTC instants, comma-joined.
+
+    Rendered per dialect when compiled, so the facts query is built once for all of them.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "joined_sent_at"
 
 
-def _facts_select(dialect: str):  # noqa: ANN202
+@compiles(_JoinedSentAt)
+def _joined_sent_at_sqlite(element: _JoinedSentAt, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps UTC instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text.
+    (at,) = element.clauses
+    return compiler.process(func.group_concat(at, literal_column("','")), **kw)
+
+
+@compiles(_JoinedSentAt, "postgresql")
+def _joined_sent_at_postgresql(element: _JoinedSentAt, compiler: Any, **kw: Any) -> str:
+    (at,) = element.clauses
+    instant = func.to_char(
+        func.timezone(literal_column("'UTC'"), at), literal_column("'YYYY-MM-DD HH24:MI:SS.US'")
+    )
+    return compiler.process(func.string_agg(instant, literal_column("','")), **kw)
+
+
+def _facts_select():  # noqa: ANN202
     ct = SupportContact.__table__.alias("ct")
     cl = Client.__table__.alias("cl")
     pr = Practice.__table__.alias("pr")
@@ -180,11 +204,7 @@ def _facts_select(dialect: str):  # noqa: ANN202
     # (not replies), within a day and a half either side of now (every zone's local day),
     # as one string of UTC instants (one row per text, not per send).
     m2 = _M.alias("m2")
-    if dialect == "postgresql":
-        instant = func.to_char(func.timezone("UTC", m2.c.sent_at), "YYYY-MM-DD HH24:MI:SS.US")
-        joined_times = func.string_agg(instant, literal(","), type_=String)
-    else:  # SQLite keeps UTC instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text
-        joined_times = func.group_concat(m2.c.sent_at, literal(","), type_=String)
+    joined_times = _JoinedSentAt(m2.c.sent_at)
     sent = (
         select(joined_times)
         .where(
@@ -213,6 +233,15 @@ def _facts_select(dialect: str):  # noqa: ANN202
         sc.c.id, sc.c.granted, sc.c.revoked_at, sc.c.phone,
         dc.c.id, dc.c.revoked_at, dc.c.granted_on, dc.c.expires_on, dc.c.scope, sent,
     ).select_from(joined)  # fmt: skip
+
+
+# Built once at import (the aliases and joins cost to set up, and to walk for a cache key),
+# with the message ids left unbound for each dialect's list.
+_FACTS_BASE = _facts_select()
+_FACTS_SELECT: dict[str, Any] = {
+    dialect: _FACTS_BASE.where(in_bound(_M.c.id, "ids", dialect))
+    for dialect in ("sqlite", "postgresql")
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,22 +118,62 @@ def test_a_run_restricted_to_message_ids_claims_only_those(people, sms, settings
     assert dispatch_outbox(now=T0, provider=sms, settings=settings, workers=workers) == 4
 
 
-def test_a_run_leaves_the_collector_as_it_found_it(people, sms, settings):
+@pytest.mark.parametrize("workers", [0, 4])
+def test_a_run_makes_no_full_collection_and_leaves_the_collector_as_it_found_it(
+    people, clock, settings, workers
+):
+    # During a run the oldest generation's threshold is out of reach (no full pass over
+    # the process's heap), young collections go on, and afterwards the thresholds and the
+    # frozen heap are as they were.
+    seen: list[tuple[int, int, int]] = []
+    full: list[int] = []
+
+    class Watching(FakeProvider):
+        def send(self, **kwargs):
+            seen.append(gc.get_threshold())
+            gc.collect(1)  # a young collection still runs
+            return super().send(**kwargs)
+
+    def watch(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    before = gc.get_threshold()
     queue("+15005557301")
-    db.session.commit()
-    assert gc.get_freeze_count() == 0
-    dispatch_outbox(now=T0, provider=sms, settings=settings)
-    assert gc.get_freeze_count() == 0  # what the run froze is thawed
     queue("+15005557302")
     db.session.commit()
     gc.freeze()  # a process that froze its own heap (a preloading server, say)
+    frozen = gc.get_freeze_count()
+    gc.callbacks.append(watch)
     try:
-        frozen = gc.get_freeze_count()
-        dispatch_outbox(now=T0, provider=sms, settings=settings)
-        # Left frozen (less the few frozen objects freed meanwhile), not thawed by the run.
-        assert gc.get_freeze_count() > frozen - 1000
+        sent = dispatch_outbox(now=T0, provider=Watching(seed=11, clock=clock),
+                               settings=settings, workers=workers)  # fmt: skip
     finally:
+        gc.callbacks.remove(watch)
+        after_freeze = gc.get_freeze_count()
         gc.unfreeze()
+    assert sent == 2
+    assert seen and all(t[:2] == before[:2] and t[2] > 10**6 for t in seen)
+    assert not full
+    assert gc.get_threshold() == before
+    assert after_freeze > frozen - 1000  # left frozen (less a few freed meanwhile), not thawed
+
+
+def test_a_threshold_set_during_a_run_is_kept(people, clock, settings):
+    before = gc.get_threshold()
+
+    class Setting(FakeProvider):
+        def send(self, **kwargs):
+            gc.set_threshold(before[0], before[1], 77)  # someone else's choice, mid-run
+            return super().send(**kwargs)
+
+    queue("+15005557303")
+    db.session.commit()
+    try:
+        dispatch_outbox(now=T0, provider=Setting(seed=11, clock=clock), settings=settings)
+        assert gc.get_threshold() == (before[0], before[1], 77)
+    finally:
+        gc.set_threshold(*before)
 
 
 @pytest.mark.parametrize("workers", [0, 4])
