@@ -277,13 +277,62 @@ def desired_slots(
     quiet = quiet_hours_of(client)
     if type(source) is SourceFacts:
         zone = source.verifier_timezone or client.timezone
-    else:
-        contact = (
-            db.session.get(SupportContact, source.verifier_contact_id)
-            if source.verifier_contact_id
-            else None
-        )
-        zone = verifier_zone(client, contact)
+        # Sources asking the same question (a shared meeting or rule, zone, quiet hours,
+        # timing, pauses) get the same slots but for their verifier: computed once a batch.
+        key = _slots_key(source, client, lo, hi, zone, quiet)
+        timings = memo.get(key)
+        if timings is None:
+            timings = memo[key] = [
+                (slot.occurrence, slot.event_at, slot.due_at, slot.closes_at, slot.reminder_at)
+                for slot in _slots(source, client, lo, hi, memo, zone, quiet)
+            ]
+        contact = source.verifier_contact_id
+        return [Slot(*timing, contact) for timing in timings]
+    contact = (
+        db.session.get(SupportContact, source.verifier_contact_id)
+        if source.verifier_contact_id
+        else None
+    )
+    return _slots(source, client, lo, hi, memo, verifier_zone(client, contact), quiet)
+
+
+def _slots_key(
+    source: SourceFacts,
+    client: ClientFacts,
+    lo: datetime,
+    hi: datetime,
+    zone: str,
+    quiet: QuietHours,
+) -> tuple[object, ...]:
+    """Everything but the verifier that `_slots` of a `SourceFacts` depends on.
+
+    `created_at` matters only past `lo` (every occurrence is at or after `lo`); a meeting
+    plan's start date only as `_occurrences` clamps it.
+    """
+    created = source.created_at if source.created_at > lo else None
+    paused = (source.paused_until, client.status, client.paused_until)
+    if source.source_type == "meeting_plan":
+        return (
+            "slots:meeting", source.meeting, max(source.starts_on, _weekly_start(lo)),
+            source.remind_minutes_before, source.confirm_window_hours, client.timezone,
+            zone, quiet, lo, hi, created, paused,
+        )  # fmt: skip
+    return (
+        "slots:commitment", source.rrule, source.time, source.starts_on, source.grace_minutes,
+        client.timezone, zone, quiet, lo, hi, created, paused,
+    )  # fmt: skip
+
+
+def _slots(
+    source: Source,
+    client: Client,
+    lo: datetime,
+    hi: datetime,
+    memo: Memo,
+    zone: str,
+    quiet: QuietHours,
+) -> list[Slot]:
+    """`desired_slots` once the source is plannable and its verifier's zone known."""
     is_plan = _is_plan(source)
     slots = []
     for occ in _occurrences(source, client, lo, hi, memo):
@@ -322,13 +371,17 @@ Memo = dict[tuple[object, ...], Any]
 _WEEKLY_START_FLOOR = timedelta(days=8)
 
 
+def _weekly_start(lo: datetime) -> date:
+    return (lo - _WEEKLY_START_FLOOR).date()
+
+
 def _occurrences(
     source: Source, client: Client, lo: datetime, hi: datetime, memo: Memo
 ) -> list[Occurrence]:
     """Expand a source's rule over [lo, hi), once per distinct rule in a batch."""
     if _is_plan(source):
         meeting: Meeting = source.meeting
-        starts_on = max(source.starts_on, (lo - _WEEKLY_START_FLOOR).date())
+        starts_on = max(source.starts_on, _weekly_start(lo))
         key: tuple[object, ...] = (
             "weekly",
             meeting.day,
@@ -411,7 +464,7 @@ def sync_sources(
             for row in existing.get((source_type, source.id), ())
             if row.event_at >= lo
         }
-        reason = not_plannable(source, client)
+        reason = not_plannable(source, client) if rows else None
         for occurrence, row in rows.items():
             if row.event_at <= now or row.status not in ("scheduled", "cancelled"):
                 continue  # the past and the answered are history
@@ -750,7 +803,7 @@ def _write_planned_postgresql(rows: list[dict[str, object]], now: datetime) -> s
         )
         params["payload"] = [serialize(_planned_event(values, now)["payload"]) for values in chunk]
         params["occurred_at"] = occurred_at(now) if occurred_at is not None else now
-        inserted.update(row[0] for row in conn.exec_driver_sql(_POSTGRESQL_INSERT, params))
+        inserted.update(conn.exec_driver_sql(_POSTGRESQL_INSERT, params).scalars().all())
     return inserted
 
 

@@ -190,6 +190,79 @@ def test_the_batch_memo_changes_no_slot(people):
         assert any(key[0] == "weekly" for key in memo)
 
 
+def test_the_shared_slots_of_source_facts_are_what_each_source_gets_alone(people):
+    """The sweep's per-batch slot lists (one per question, the verifier swapped in) change
+    nothing: each source, as the sweep reads it, gets what its ORM entity gets alone, with
+    sources that differ only by a pause, a later creation or a paused client kept apart."""
+    from service import horizon
+
+    _population(people)
+    first = db.session.scalars(
+        select(Client)
+        .join(Commitment, Commitment.client_id == Client.id)
+        .where(Client.timezone == ZONES[0])
+    ).first()
+    own = [
+        *db.session.scalars(
+            select(MeetingPlan).where(
+                MeetingPlan.client_id == first.id, MeetingPlan.verifier_contact_id.is_(None)
+            )
+        ),
+        *db.session.scalars(select(Commitment).where(Commitment.client_id == first.id)),
+    ]
+    # Twins of the first client's sources, asking the same questions, but for what varies.
+    twins = []
+    for index in range(5):
+        twin = make_client(
+            people.alice.therapist, timezone=ZONES[0], phone=f"+1500555050{index}",
+            quiet_start=first.quiet_start, quiet_end=first.quiet_end,
+        )  # fmt: skip
+        for source in own:
+            if isinstance(source, MeetingPlan):
+                copy = make_plan(
+                    twin, source.meeting, starts_on=source.starts_on,
+                    created_at=source.created_at, remind_minutes_before=90,
+                )  # fmt: skip
+            else:
+                copy = make_commitment(
+                    twin, title=source.title, rrule=source.rrule, time=source.time,
+                    starts_on=source.starts_on, created_at=source.created_at,
+                )  # fmt: skip
+            twins.append((index, copy))
+    db.session.commit()
+    compared = 0
+    for night in NIGHTS:
+        for index, copy in twins:
+            if index == 0:
+                copy.paused_until = (night + timedelta(days=1)).date()
+            elif index == 1:
+                copy.created_at = night + timedelta(hours=20)
+            elif index == 2:
+                copy.starts_on = (night + timedelta(days=1)).date()
+        for index, days in ((3, 2), (4, 1)):  # two paused twins, back on different days
+            paused = db.session.get(Client, next(c.client_id for i, c in twins if i == index))
+            paused.status, paused.paused_until = "paused", (night + timedelta(days=days)).date()
+        db.session.commit()
+        lo, hi = night - timedelta(hours=20), night + timedelta(hours=60)
+        memo: planning.Memo = {}
+        for model in (MeetingPlan, Commitment):
+            kind = "meeting_plan" if model is MeetingPlan else "commitment"
+            for row in db.session.execute(horizon.due_sources_stmt(model, hi + timedelta(days=9))):
+                facts = SourceFacts.from_row(kind, row)
+                client = ClientFacts(
+                    row.client_id, row.client_status, row.client_paused_until,
+                    row.client_timezone, row.client_quiet_start, row.client_quiet_end,
+                )  # fmt: skip
+                alone = desired_slots(
+                    db.session.get(model, row.id), db.session.get(Client, row.client_id), lo, hi
+                )
+                assert desired_slots(facts, client, lo, hi, memo=memo) == alone
+                compared += len(alone)
+        assert any(key[0] == "slots:meeting" for key in memo)
+        assert any(key[0] == "slots:commitment" for key in memo)
+    assert compared > 50
+
+
 def test_source_facts_from_a_row_fills_every_field():
     names = [f.name for f in fields(SourceFacts) if f.name not in ("source_type", "meeting")]
     meeting_columns = ["meeting_active", "meeting_day", "meeting_time", "meeting_end_time"]
