@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import psycopg
 from flask import current_app
+from psycopg import pq
+from psycopg.adapt import Transformer
 from sqlalchemy import Engine, case, event, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -246,112 +249,184 @@ def live_feed(token: str, *, now: datetime) -> LiveFeed | None:
     return LiveFeed(token_id, last_seen_at, None, therapist.id, validator, therapist)
 
 
+# A pyformat placeholder of a compiled statement, or an escaped percent sign.
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A Prepared's SQL for a server-side prepared statement: $n placeholders, its name."""
+
+    name: bytes
+    sql: bytes
+    params: tuple[str, ...]
+    defaults: dict[str, Any]
+    convert: tuple[tuple[int, Any], ...]  # (column, result processor) where there is one
+
+
 class PollReader:
     """Runs POLL_STATE for poll_etag on PostgreSQL on a connection kept per thread, in autocommit.
 
     A pooled checkout and return (SQLAlchemy's Connection, the isolation level set and reset,
-    the reset on return) and a new cursor cost the poll more CPU than the query itself costs
-    its client (~110 µs of ~170 µs measured); a connection of its own per serving thread, with
-    its cursor kept, does without them. Each connection is made by the engine's pool (so it
-    is set up exactly as pooled ones are) and then detached from it: the pool neither counts
-    nor lends it, so a serving thread holds at most one of these besides the pool's.
+    the reset on return) cost a poll more CPU than the query; so did psycopg's cursor
+    (the query's conversion, the prepared-statement cache, its wait loop) against libpq's
+    own blocking call. Here each serving thread keeps one connection, made by the engine's
+    pool (so it is set up exactly as pooled ones are) and then detached from it: the pool
+    neither counts nor lends it. The statement is prepared once per connection and run by
+    libpq (PQexecPrepared, without the GIL); the row is loaded by the connection's own
+    psycopg loaders and then by the columns' result processors, as Prepared.first does.
 
     The read is one statement in autocommit, as standalone_first runs it: it sees the
-    database as it is now (one snapshot), nothing is kept between polls but the connection.
-    A connection the server dropped (a restart, a terminated backend) fails the statement:
-    it is closed and the read repeated once on a new connection; any other error closes
-    the connection and is raised (the fast path then leaves the poll to the route). A
-    connection is replaced after the pool's recycle time, is never used by a process it was
-    not made in (a fork), and is closed when the engine is disposed.
+    database as it is now (one snapshot, no transaction left open), and nothing but the
+    connection is kept between polls. A connection the server dropped (a restart, a
+    terminated backend) fails the statement: it is closed and the read repeated once on a
+    new connection; any other error closes the connection and is raised (the fast path then
+    leaves the poll to the route). A connection is replaced after the pool's recycle time,
+    never used by a process it was not made in (a fork), and closed once the engine is
+    disposed (by the thread that owns it, at once or at its next poll: a connection is only
+    ever touched by its own thread).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._local = threading.local()
-        self._open: set[Any] = set()  # every live connection of every thread (for dispose)
         self._lock = threading.Lock()
-        self._forms: dict[Prepared, tuple[str, dict[str, Any], Any, tuple[Any, ...]]] = {}
+        self._statements: dict[Prepared, _Statement] = {}
+        self._generation = 0  # bumped when the engine is disposed
         self._recycle = engine.pool._recycle  # noqa: SLF001 - the pool's own setting
         event.listen(engine, "engine_disposed", self._dispose)
 
     def first(self, prepared: Prepared, **params: str) -> tuple[Any, ...] | None:
         """Run prepared with params (strings); return its first row, processed as
         Prepared.first processes it, or None."""
-        form = self._forms.get(prepared)
-        if form is None:
-            sql, defaults, order, processors = prepared._form(self.engine.dialect)  # noqa: SLF001
-            # Only the columns with a result processor (the UTC datetimes) are touched.
-            convert = tuple((i, fn) for i, fn in enumerate(processors) if fn is not None)
-            form = self._forms.setdefault(prepared, (sql, defaults, order, convert))
-        sql, defaults, order, convert = form
-        values = {**defaults, **params}
-        args = tuple(values[name] for name in order) if order is not None else values
+        statement = self._statement(prepared)
+        values = {**statement.defaults, **params}
+        args = [values[name].encode() for name in statement.params]
         for attempt in (1, 2):
-            connection, cursor = self._cursor()
+            held = self._connection()
+            pgconn = held.connection.pgconn
             try:
-                cursor.execute(sql, args)
-                row = cursor.fetchone()
+                if statement.name not in held.prepared:
+                    _succeeded(pgconn.prepare(statement.name, statement.sql))
+                    held.prepared.add(statement.name)
+                result = _succeeded(pgconn.exec_prepared(statement.name, args))
             except Exception:
-                broken = connection.closed or connection.broken
+                broken = pgconn.status != pq.ConnStatus.OK
                 self._discard()
                 if broken and attempt == 1:
                     continue  # the server dropped it: once more on a new connection
                 raise
-            if row is None:
+            if result.ntuples == 0:
                 return None
-            out = list(row)
-            for i, fn in convert:
-                out[i] = fn(out[i])
-            return tuple(out)
+            held.transformer.set_pgresult(result)
+            row = list(held.transformer.load_row(0, tuple))
+            for i, process in statement.convert:
+                row[i] = process(row[i])
+            return tuple(row)
         raise AssertionError("not reached")
 
-    def _cursor(self) -> tuple[Any, Any]:
-        local = self._local
-        connection = getattr(local, "connection", None)
-        if connection is not None and (
-            local.pid != os.getpid()  # made before a fork: the parent's, never touched here
-            or connection.closed
-            or (self._recycle >= 0 and time.monotonic() - local.made > self._recycle)
+    def _statement(self, prepared: Prepared) -> _Statement:
+        statement = self._statements.get(prepared)
+        if statement is not None:
+            return statement
+        sql, defaults, order, processors = prepared._form(self.engine.dialect)  # noqa: SLF001
+        if order is not None:
+            raise ValueError("PollReader runs statements compiled with named parameters")
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "%"
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        text = _PLACEHOLDER.sub(number, sql)
+        convert = tuple((i, fn) for i, fn in enumerate(processors) if fn is not None)
+        with self._lock:
+            statement = self._statements.get(prepared)
+            if statement is None:
+                name = f"steadfast_feeds_{len(self._statements)}".encode()
+                statement = _Statement(name, text.encode(), tuple(names), defaults, convert)
+                self._statements[prepared] = statement
+        return statement
+
+    def _connection(self) -> _Held:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and (
+            held.pid != os.getpid()  # made before a fork: the parent's, never touched here
+            or held.generation != self._generation  # the engine was disposed since
+            or held.connection.pgconn.status != pq.ConnStatus.OK
+            or (self._recycle >= 0 and time.monotonic() - held.made > self._recycle)
         ):
             self._discard()
-            connection = None
-        if connection is None:
+            held = None
+        if held is None:
+            generation = self._generation
             proxied = self.engine.raw_connection()
             try:
                 connection = proxied.driver_connection
                 proxied.detach()
                 connection.autocommit = True
+                held = _Held(proxied, connection, Transformer(connection), generation)
             except BaseException:
                 proxied.close()
                 raise
-            local.proxied, local.connection = proxied, connection
-            local.cursor, local.pid, local.made = connection.cursor(), os.getpid(), time.monotonic()
-            with self._lock:
-                self._open.add(proxied)
-        return connection, local.cursor
+            self._local.held = held
+        return held
 
     def _discard(self) -> None:
-        local = self._local
-        proxied = getattr(local, "proxied", None)
-        local.proxied = local.connection = local.cursor = None
-        if proxied is None:
-            return
-        with self._lock:
-            self._open.discard(proxied)
-        if local.pid == os.getpid():
-            with contextlib.suppress(Exception):
-                proxied.close()  # detached: closes the DBAPI connection itself
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.close()
 
     def _dispose(self, _engine: Engine) -> None:
-        with self._lock:
-            proxied, self._open = list(self._open), set()
-        for each in proxied:
-            with contextlib.suppress(Exception):
-                each.close()
+        self._generation += 1
+        self._discard()  # this thread's at once; each other thread's at its next poll
 
     def close(self) -> None:
-        """Close every connection of this reader (those of other threads too)."""
+        """Close this thread's connection; the others' are closed at their next use."""
         self._dispose(self.engine)
+
+
+_INHERITED: list[Any] = []  # connections a forked process inherited (see _Held.close)
+
+
+class _Held:
+    """One thread's connection of a PollReader; closed when discarded, or when its thread ends
+    (its thread-local storage is dropped), never by another thread while in use."""
+
+    def __init__(self, proxied: Any, connection: Any, transformer: Any, generation: int) -> None:
+        self.proxied = proxied  # detached from the pool: closing it closes the connection
+        self.connection = connection
+        self.transformer = transformer
+        self.prepared: set[bytes] = set()
+        self.generation = generation
+        self.pid = os.getpid()
+        self.made = time.monotonic()
+
+    def close(self) -> None:
+        if self.proxied is not None and self.pid != os.getpid():
+            # Made before a fork: the socket is the parent's. Closing (or finalizing) the
+            # connection here would end the parent's session, so it is kept, untouched.
+            _INHERITED.append(self.connection)
+        elif self.proxied is not None:
+            with contextlib.suppress(Exception):
+                self.proxied.close()
+        self.proxied = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _succeeded(result: Any) -> Any:
+    """Return a libpq result that succeeded, or raise its error."""
+    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        message = (result.error_message or b"no result").decode("utf-8", "replace").strip()
+        raise psycopg.DatabaseError(message)
+    return result
 
 
 def poll_etag(

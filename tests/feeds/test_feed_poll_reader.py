@@ -6,19 +6,21 @@ never used again.
 from __future__ import annotations
 
 import os
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
+import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, literal_column, select, text
 from sqlalchemy.pool import NullPool
 
 from service import crypto, feeds
 from service.api.feeds import PollFastPath
 from service.db import db
-from service.feed_validators import POLL_STATE, TOKEN_STATE, standalone_first
+from service.feed_validators import POLL_STATE, TOKEN_STATE, Prepared, standalone_first
 from tests.factories import make_meeting, make_plan
 from tests.feeds.helpers import T0, issue, make_checkin, token_from
 
@@ -46,8 +48,7 @@ def polled(carol, plan):
 
 
 def _pid(reader: feeds.PollReader) -> int:
-    connection, _ = reader._cursor()
-    return connection.info.backend_pid
+    return reader._connection().connection.info.backend_pid
 
 
 def _terminate(pid: int) -> None:
@@ -80,7 +81,7 @@ def test_the_fast_path_reads_through_a_reader_on_postgresql_only(app, polled) ->
     assert response.status_code == 304 and not passed_on  # the fast path answered
     if db.engine.dialect.name == "postgresql":
         assert isinstance(fast._reader, feeds.PollReader) and fast._reader.engine is db.engine
-        assert fast._reader._local.connection is not None  # this thread's, kept
+        assert fast._reader._local.held.connection is not None  # this thread's, kept
     else:
         assert fast._reader is None  # SQLite: the pool's connection, as before
 
@@ -107,26 +108,22 @@ def test_the_reader_gives_the_pooled_reads_values_and_sees_every_commit(
     assert after == feeds.poll_etag(token, engine=db.engine, now=T0)
     assert _pid(reader) == kept  # one connection, kept between polls
     # In autocommit: no transaction (no snapshot, no lock) is left open between polls.
-    assert reader._local.connection.info.transaction_status == TransactionStatus.IDLE
+    assert reader._local.held.connection.info.transaction_status == TransactionStatus.IDLE
     live = feeds.live_feed(token, now=T0)
     assert live is not None and live.validator.etag == after[0]
 
 
 def test_each_thread_has_its_own_connection(reader, polled) -> None:
     _, digest = polled
-    pids: list[int] = []
 
-    def poll() -> None:
+    def poll() -> int:
         assert reader.first(POLL_STATE, digest=digest) is not None
-        pids.append(_pid(reader))
+        return _pid(reader)
 
-    threads = [threading.Thread(target=poll) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    poll()
-    assert len(set(pids)) == 3
+    with ThreadPoolExecutor(1) as one, ThreadPoolExecutor(1) as other:
+        pids = {one.submit(poll).result(), other.submit(poll).result(), poll()}
+        assert len(pids) == 3
+        assert one.submit(poll).result() in pids  # kept by its thread
 
 
 def test_a_connection_the_server_dropped_is_replaced_and_the_read_repeated(reader, polled) -> None:
@@ -138,17 +135,15 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_read_repeated(reade
     assert _pid(reader) != dropped
 
 
-def test_another_error_closes_the_connection_and_is_raised(reader, polled, monkeypatch) -> None:
+def test_another_error_closes_the_connection_and_is_raised(reader, polled) -> None:
     _, digest = polled
     assert reader.first(POLL_STATE, digest=digest) is not None
-    connection, cursor = reader._cursor()
-    sql, *_ = reader._forms[POLL_STATE]
-    monkeypatch.setitem(reader._forms, POLL_STATE, ("SELECT 1/0", {}, None, ()))
-    with pytest.raises(Exception, match="division by zero"):
-        reader.first(POLL_STATE, digest=digest)
-    assert connection.closed and reader._local.connection is None
-    monkeypatch.undo()
-    assert reader.first(POLL_STATE, digest=digest) is not None
+    connection = reader._local.held.connection
+    with pytest.raises(psycopg.DatabaseError, match="division by zero"):
+        reader.first(Prepared(lambda: select(literal_column("1/0"))))
+    assert connection.closed and reader._local.held is None
+    assert reader.first(POLL_STATE, digest=digest) is not None  # on a new connection
+    assert reader._local.held.connection is not connection
 
 
 def test_a_stale_or_forked_connection_is_not_used(reader, polled, monkeypatch) -> None:
@@ -161,17 +156,26 @@ def test_a_stale_or_forked_connection_is_not_used(reader, polled, monkeypatch) -
     assert second != first
     monkeypatch.setattr(reader, "_recycle", 3600)
     # Made in another process (before a fork): left alone, never closed or used here.
-    inherited = reader._local.connection
-    reader._local.pid = os.getpid() + 1
+    inherited = reader._local.held.connection
+    reader._local.held.pid = os.getpid() + 1
     assert reader.first(POLL_STATE, digest=digest) is not None
     assert _pid(reader) != second and not inherited.closed
+    assert feeds._INHERITED[-1] is inherited  # kept, never finalized in this process
+    feeds._INHERITED.remove(inherited)
     inherited.close()
 
 
 def test_disposing_the_engine_closes_the_readers_connections(reader, polled) -> None:
     _, digest = polled
-    assert reader.first(POLL_STATE, digest=digest) is not None
-    connection = reader._local.connection
-    db.engine.dispose()
-    assert connection.closed
-    assert reader.first(POLL_STATE, digest=digest) is not None  # a new one, made when needed
+
+    def poll() -> Any:
+        assert reader.first(POLL_STATE, digest=digest) is not None
+        return reader._local.held.connection
+
+    with ThreadPoolExecutor(1) as other:
+        mine, theirs = poll(), other.submit(poll).result()
+        db.engine.dispose()
+        assert mine.closed  # this thread's at once
+        assert poll() is not mine  # a new one, made when needed
+        # Another thread's is closed by that thread, at its next poll, and replaced.
+        assert other.submit(poll).result() is not theirs and theirs.closed
