@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -179,3 +180,46 @@ def test_disposing_the_engine_closes_the_readers_connections(reader, polled) -> 
         assert poll() is not mine  # a new one, made when needed
         # Another thread's is closed by that thread, at its next poll, and replaced.
         assert other.submit(poll).result() is not theirs and theirs.closed
+
+
+@pytest.mark.slow
+def test_polls_survive_a_postgresql_restart(clock) -> None:
+    """A private cluster (never the shared server) restarted under kept connections: during the
+    outage the read fails fast (the route then answers 503); afterwards it is answered again."""
+    from service import create_app
+    from tests.conftest import BASE_OVERRIDES
+    from tests.factories import make_people
+    from tests.soak._cluster import private_cluster
+
+    with contextmanager(private_cluster)() as cluster:
+        cluster.psql("CREATE DATABASE feeds")
+        app = create_app({**BASE_OVERRIDES, "DATABASE_URL": cluster.database_url("feeds")})
+        app.extensions["clock"] = clock
+        with app.app_context():
+            import service.models  # noqa: F401
+
+            db.create_all()
+            carol = make_people().carol
+            make_plan(carol, make_meeting(carol.practice_id))
+            token = token_from(issue(carol))
+            path = f"/feeds/{token}.ics"
+            etag = app.test_client().get(path).headers["ETag"]  # records the poll
+            db.session.remove()
+        fast = app.wsgi_app
+
+        def poll() -> int:
+            return app.test_client().get(path, headers={"If-None-Match": etag}).status_code
+
+        assert poll() == 304 and fast._reader is not None
+        before = fast._reader._local.held.connection
+        cluster.stop("fast")  # ends every session (with synchronous_commit off, "immediate"
+        # could lose the last commits, which is no part of this test)
+        started = time.monotonic()
+        assert poll() == 503  # the fast path's read failed; the route answered the outage
+        assert time.monotonic() - started < 10
+        cluster.start()
+        assert poll() == 304  # a new connection, made when needed
+        assert fast._reader._local.held.connection is not before and before.closed
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
