@@ -18,9 +18,11 @@ CPU per request is the same for both worker classes (~220-280 µs for the consta
 the rates on this shared, loaded 2-core machine were too noisy to rank the shapes, while
 4 × 4 showed 0.1-1.3 s p99 for polls where 4 × 2 mostly stayed at 10-60 ms. Threads need no
 more of the app than processes do: request state is per context (Flask's contextvars), each
-thread checks out its own pooled connection (a process's pool allows 10 on PostgreSQL), and
-SQLite keeps one writer by its own lock plus the webhook's per-request flock (a lock per
-open file, so threads of one process exclude each other as processes do);
+thread checks out its own pooled connection (a process's pool allows 10 on PostgreSQL; a
+thread that answers feed polls keeps one more of its own for them, feeds.PollReader, so
+PostgreSQL's max_connections must allow workers × (10 + threads)), and SQLite keeps one
+writer by its own lock plus the webhook's per-request flock (a lock per open file, so
+threads of one process exclude each other as processes do);
 tests/test_gunicorn_config.py serves concurrent writes and polls this way. The scheduler
 never runs here (`flask jobs run`).
 """
