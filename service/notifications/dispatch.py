@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, func, not_, select, update
+from sqlalchemy import Integer, String, any_, bindparam, func, not_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from service.db import bound_list, db, id_in, in_bound
@@ -551,10 +551,18 @@ def _claim_statements(dialect: str, only: bool) -> tuple[Any, Any]:
         .order_by(ranked.c.place)
         .limit(bindparam("room", type_=Integer))
     )
+    if dialect == "postgresql":
+        # The chosen ids as one array, computed once (an InitPlan), then looked up. As
+        # `id IN (subquery)` the planner, which takes the freshly queued texts for about
+        # one row until they are analysed, joined every queued row against the chosen ones
+        # (a nested loop over 500 x 27 in the bench: 9 ms a claim instead of 2).
+        chosen_ids = _M.c.id == any_(func.array(chosen.scalar_subquery(), type_=ARRAY(String)))
+    else:
+        chosen_ids = _M.c.id.in_(chosen.scalar_subquery())
     at = bindparam("claim_at", type_=_M.c.claimed_at.type)
     claim = (
         update(_M)
-        .where(_M.c.id.in_(chosen.scalar_subquery()), _M.c.status == "queued")
+        .where(chosen_ids, _M.c.status == "queued")
         .values(status="sending", claimed_at=at, attempts=_M.c.attempts + 1, updated_at=at)
         .returning(*gate.CLAIMED_COLUMNS)
     )
