@@ -289,6 +289,51 @@ def test_source_facts_from_a_row_fills_every_field():
     )
 
 
+def test_positional_reading_of_the_sweeps_rows_matches_reading_by_name(people):
+    """SourceFacts and the sweep's ClientFacts, read by position, are what the names say."""
+    from service import horizon
+
+    _population(people)
+    until = NIGHTS[0] + timedelta(days=400)
+    for model, kind in ((MeetingPlan, "meeting_plan"), (Commitment, "commitment")):
+        rows = db.session.execute(horizon.due_sources_stmt(model, until)).all()
+        assert rows
+        for row in rows:
+            named = {name: getattr(row, name) for name in _COMMON}
+            if kind == "meeting_plan":
+                expected = SourceFacts(
+                    kind,
+                    meeting=planning.MeetingFacts(
+                        bool(row.meeting_active), row.meeting_day, row.meeting_time,
+                        row.meeting_end_time, row.meeting_timezone,
+                    ),
+                    remind_minutes_before=row.remind_minutes_before,
+                    confirm_window_hours=row.confirm_window_hours,
+                    **named,
+                )  # fmt: skip
+            else:
+                expected = SourceFacts(
+                    kind,
+                    **named,
+                    **{n: getattr(row, n) for n in ("kind", "rrule", "time", "grace_minutes")},
+                    active=row.active,
+                )
+            assert SourceFacts.from_row(kind, row) == expected
+    claimed: list[list] = []
+    sync = horizon.sync_sources
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(horizon, "sync_sources", lambda work, *a, **k: claimed.append(work) or 0)
+        sweeps.plan_ahead(NIGHTS[0])
+    assert claimed and sync is planning.sync_sources
+    for work in claimed:
+        for source, client, _lo in work:
+            stored = db.session.get(Client, source.client_id)
+            assert client == ClientFacts(
+                stored.id, stored.status, stored.paused_until, stored.timezone,
+                stored.quiet_start, stored.quiet_end,
+            )  # fmt: skip
+
+
 _COMMON = (
     "id", "practice_id", "client_id", "verifier_contact_id", "starts_on", "paused_until",
     "archived_at", "planned_until", "created_at", "verifier_timezone",
