@@ -11,7 +11,7 @@ from typing import Any
 from service.meeting_import.bmlt import parse_bmlt
 from service.meeting_import.csvfeed import parse_csv
 from service.meeting_import.records import FeedError, ParseResult
-from service.meeting_import.tsml import parse_tsml
+from service.meeting_import.tsml import parse_tsml, stream_tsml
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,12 @@ def parse_feed(
     content_type: str | None,
     default_timezone: str | None,
     fellowship: str | None = None,
+    stream: bool = False,
 ) -> ParseResult:
-    """Detect the feed format, decode and parse it; fellowship None picks aa (TSML/CSV) or na (BMLT)."""
+    """Detect the feed format, decode and parse it; fellowship None picks aa (TSML/CSV) or na (BMLT).
+
+    With `stream`, a TSML feed's rows are left pending (see ParseResult.parse_more).
+    """
     text = decode_body(raw, content_type).removeprefix("\ufeff")
     stripped = text.lstrip()
     if not stripped:
@@ -144,7 +148,8 @@ def parse_feed(
             return parse_bmlt(
                 data, default_timezone=default_timezone, fellowship=fellowship or "na"
             )
-        return parse_tsml(data, default_timezone=default_timezone, fellowship=fellowship or "aa")
+        parse = stream_tsml if stream else parse_tsml
+        return parse(data, default_timezone=default_timezone, fellowship=fellowship or "aa")
 
     if stripped[0] == "<":
         raise FeedError("the feed is an HTML/XML page, not meeting JSON or CSV")

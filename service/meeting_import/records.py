@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,11 +101,33 @@ class Skipped:
 
 @dataclass
 class ParseResult:
-    """Everything one feed yielded: records to upsert and rows left out."""
+    """Everything one feed yielded: records to upsert and rows left out.
+
+    A streamed parse (tsml.stream_tsml) checks the feed's shape at once and leaves its rows
+    in `pending`: each `parse_more()` parses the next few into `records` and `skipped`, so
+    an import can write the first meetings while later rows are still raw. `finish()` parses
+    the rest; after it the result is what the whole parse gives.
+    """
 
     records: list[MeetingRecord] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     format: str = ""
+    pending: Iterator[None] | None = field(default=None, repr=False, compare=False)
+
+    def parse_more(self) -> bool:
+        """Parse the next rows of a streamed parse; return False once every row is parsed."""
+        if self.pending is None:
+            return False
+        for _ in self.pending:
+            return True
+        self.pending = None
+        return False
+
+    def finish(self) -> ParseResult:
+        """Parse every row still pending; return self."""
+        while self.parse_more():
+            pass
+        return self
 
 
 class FeedError(ValueError):

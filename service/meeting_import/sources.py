@@ -40,7 +40,7 @@ from service.meeting_import.store import (
     practice_id_of,
     refresh_interval,
 )
-from service.meeting_import.tsml import parse_tsml
+from service.meeting_import.tsml import stream_tsml
 from service.models import MeetingFeed, Practice
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def import_source(
         result = _parse(
             partial(
                 parse_feed, body, content_type=content_type, default_timezone=zone,
-                fellowship=table,
+                fellowship=table, stream=True,
             )
         )  # fmt: skip
         del body  # the raw bytes are not needed while upserting
@@ -184,7 +184,7 @@ def import_decoded(
             return parse_csv(data, default_timezone=zone, fellowship=table or "aa")
         if _looks_like_bmlt(data):
             return parse_bmlt(data, default_timezone=zone, fellowship=table or "na")
-        return parse_tsml(data, default_timezone=zone, fellowship=table or "aa")
+        return stream_tsml(data, default_timezone=zone, fellowship=table or "aa")
 
     with _collector_paused():
         return import_records(

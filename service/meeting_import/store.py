@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -49,6 +49,7 @@ from service.meeting_import.records import (
     SKIP_DUPLICATE_SLUG,
     SKIP_NO_TIMEZONE,
     SKIP_UNPUBLISHED,
+    MeetingRecord,
     ParseResult,
     Skipped,
 )
@@ -130,24 +131,29 @@ def import_records(
             )
         )
         existing = {slug: (mid, digest, active) for slug, mid, digest, active in rows if slug}
+    if progress is not None:
+        _parse_more(result, everything=True)  # the progress bar needs the record count
+    while not result.records and _parse_more(result):
+        pass  # a streamed parse: up to its first record (or its end) before anything is written
     if not result.records and any(active for _id, _hash, active in existing.values()):
         raise ImportFailed(
             "the feed lists no meetings; refusing to deactivate the whole feed", reason="empty"
         )
 
     feed = _remember_feed(feed, practice_id, key, result, source_url, zone, path, now)
-    report = ImportReport(feed_id=feed.id, feed_key=key, skipped=list(result.skipped))
+    report = ImportReport(feed_id=feed.id, feed_key=key)
+    rejected: list[Skipped] = []  # reported after the parser's own skips, as they always were
     changed: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     total = len(result.records)
     with _Inserter(practice_id, feed.id, now) as inserts:
-        for index, record in enumerate(result.records, start=1):
+        for index, record in enumerate(_records(result), start=1):
             timezone = record.timezone or zone
             slug = record.slug if len(record.slug) <= MAX_SLUG else stored_slug(record.slug)
             if timezone is None:
-                report.skipped.append(Skipped(slug=record.slug, reason=SKIP_NO_TIMEZONE))
+                rejected.append(Skipped(slug=record.slug, reason=SKIP_NO_TIMEZONE))
             elif slug in seen:
-                report.skipped.append(Skipped(slug=record.slug, reason=SKIP_DUPLICATE_SLUG))
+                rejected.append(Skipped(slug=record.slug, reason=SKIP_DUPLICATE_SLUG))
             else:
                 seen.add(slug)
                 values = meeting_values(
@@ -165,6 +171,7 @@ def import_records(
             if progress is not None and (index % BATCH == 0 or index == total):
                 progress(index, total)
         report.created += inserts.flush()
+    report.skipped = [*result.skipped, *rejected]
 
     report.updated = _apply_changes(changed, now)
     gone = _vanished(existing, seen, result.skipped)
@@ -181,6 +188,35 @@ def import_records(
         len(report.skipped),
     )  # fmt: skip
     return report
+
+
+def _parse_more(result: ParseResult, *, everything: bool = False) -> bool:
+    """Parse more of a streamed feed (all of it with `everything`); False once all is parsed.
+
+    A row never fails a parse; should one ever raise what a whole-feed parse error raises,
+    it is the same ImportFailed (the caller's unit of work rolls back what was written).
+    """
+    try:
+        if everything:
+            result.finish()
+            return False
+        return result.parse_more()
+    except ValueError as exc:  # FeedError included
+        result.pending = None
+        raise ImportFailed(str(exc), reason="parse") from None
+
+
+def _records(result: ParseResult) -> Iterator[MeetingRecord]:
+    """Yield a result's records in order, parsing a streamed feed's rows as they are needed.
+
+    The database inserts one batch (pipeline mode) while the next rows are parsed here.
+    """
+    records, done = result.records, 0
+    while True:
+        yield from records[done:]
+        done = len(records)
+        if not _parse_more(result):
+            return
 
 
 def _remember_feed(

@@ -10,7 +10,8 @@ end_time all None) rather than invented onto a Sunday midnight.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 from service.meeting_import.normalize import (
@@ -52,21 +53,44 @@ logger = logging.getLogger(__name__)
 FORMAT = "tsml"
 
 
+STREAM_ROWS = 500  # feed rows parsed per ParseResult.parse_more() of a streamed parse
+
+
 def parse_tsml(data: Any, *, default_timezone: str | None, fellowship: str = "aa") -> ParseResult:
     """Parse a decoded TSML JSON value (an array of meeting objects)."""
+    return stream_tsml(data, default_timezone=default_timezone, fellowship=fellowship).finish()
+
+
+def stream_tsml(
+    data: Any, *, default_timezone: str | None, fellowship: str = "aa", rows: int = STREAM_ROWS
+) -> ParseResult:
+    """Check a TSML value's shape and options now; parse its rows `rows` at a time later.
+
+    Raises FeedError or ValueError here, before any row is parsed; the rows themselves only
+    ever become records or skips. The result's `parse_more()` parses the next rows.
+    """
     fellowship = normalize_fellowship(fellowship)
     default_timezone = check_default_timezone(default_timezone)
     if not isinstance(data, list):
         raise FeedError(f"a TSML feed is a JSON array of meetings, not a JSON {_json_kind(data)}")
     collector = Collector(FORMAT)
-    for row in data:
-        add_tsml_row(row, collector, default_timezone=default_timezone, fellowship=fellowship)
+    collector.result.pending = _parse_rows(data, collector, default_timezone, fellowship, rows)
+    return collector.result
+
+
+def _parse_rows(
+    data: list[Any], collector: Collector, default_timezone: str | None, fellowship: str, rows: int
+) -> Iterator[None]:
+    remaining = iter(data)
+    for _start in range(0, len(data), rows):
+        for row in islice(remaining, rows):
+            add_tsml_row(row, collector, default_timezone=default_timezone, fellowship=fellowship)
+        yield
     logger.debug(
         "tsml feed: %d records, %d skipped",
         len(collector.result.records),
         len(collector.result.skipped),
     )
-    return collector.result
 
 
 def _json_kind(value: Any) -> str:
