@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -254,4 +254,45 @@ def test_a_progress_callback_sees_the_whole_count_first(people: Any) -> None:
     )  # fmt: skip
     assert report.created == 1100
     assert seen == [(500, 1100), (1000, 1100), (1100, 1100)]
+    db.session.rollback()
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(st.tuples(_text, _text | st.none(), _text | st.none()), min_size=1, max_size=4),
+    types=st.lists(st.sampled_from(["O", "D", "ONL", "Ü", 'a"b', "c\\d"]), max_size=3),
+)
+def test_any_text_is_stored_as_a_core_insert_stores_it(
+    people: Any, texts: list[tuple[str, str | None, str | None]], types: list[str]
+) -> None:
+    """Quotes, backslashes, escapes and any Unicode survive the batch's JSON arrays."""
+    practice_id = people.riverside.id
+    feed = _feed(practice_id, key="texts")
+    rows = []
+    for n, (name, notes, location) in enumerate(texts):
+        values = {**_values(1)[0][1], "name": name or "x", "notes": notes,
+                  "location": location, "types": list(types), "day": None, "time": None}  # fmt: skip
+        rows.append((f"s{n}", values))
+    with _Inserter(practice_id, feed.id, T0) as inserter:
+        for slug, values in rows:
+            inserter.add(slug, dict(values))
+        fast_ids = [row["id"] for row in inserter.rows]
+        inserter.flush()
+    fast = _stored(fast_ids)
+    db.session.execute(text("DELETE FROM meetings WHERE feed_id = :f"), {"f": feed.id})
+    core_rows = [
+        {**values, "id": f"mt_core{i}", "slug": slug, "practice_id": practice_id,
+         "feed_id": feed.id, "active": True, "created_at": T0, "updated_at": T0,
+         "revision": 0}
+        for i, (slug, values) in enumerate(rows)
+    ]  # fmt: skip
+    db.session.execute(insert(Meeting.__table__), core_rows)
+    assert fast == _stored([row["id"] for row in core_rows])
     db.session.rollback()
