@@ -131,8 +131,11 @@ def import_records(
             )
         )
         existing = {slug: (mid, digest, active) for slug, mid, digest, active in rows if slug}
-    if progress is not None:
-        _parse_more(result, everything=True)  # the progress bar needs the record count
+    if progress is not None or db.session.get_bind().dialect.name != "postgresql":
+        # The progress bar needs the record count. And only PostgreSQL inserts beside the
+        # parsing (in the server's process); SQLite's inserts are this process's own work,
+        # so interleaving gains nothing there: parse first, as before.
+        _parse_more(result, everything=True)
     while not result.records and _parse_more(result):
         pass  # a streamed parse: up to its first record (or its end) before anything is written
     if not result.records and any(active for _id, _hash, active in existing.values()):
