@@ -173,6 +173,19 @@ def _connect(b: Bench) -> None:
     with b.app.app_context():
         db.session.execute(select(1))
         db.session.remove()
+    _settle(b.engine)
+
+
+def _settle(engine: Engine) -> None:
+    """Start a timed region with an empty SQLite write-ahead log, as the floor's insert does.
+
+    Otherwise the setup's own writes (the busy minute's 500 due rows: ~500 pages) wait in
+    the log and the measured sweep's commit pays their checkpoint. No-op on PostgreSQL.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _count(engine: Engine, table: str, *where: Any) -> int:
@@ -189,6 +202,8 @@ def _reinsert_floor(engine: Engine, table: str, where: Any) -> tuple[float, int]
         for start in range(0, len(ids), 5000):
             conn.execute(delete(t).where(t.c.id.in_(ids[start : start + 5000])))
         conn.commit()
+    _settle(engine)
+    with engine.connect() as conn:
         started = time.perf_counter()
         if rows:
             conn.execute(t.insert(), rows)
