@@ -238,10 +238,9 @@ def _facts_select():  # noqa: ANN202
 # Built once at import (the aliases and joins cost to set up, and to walk for a cache key),
 # with the message ids left unbound for each dialect's list.
 _FACTS_BASE = _facts_select()
-_FACTS_SELECT: dict[str, Any] = {
-    dialect: _FACTS_BASE.where(in_bound(_M.c.id, "ids", dialect))
-    for dialect in ("sqlite", "postgresql")
-}
+_FACTS_SELECT: dict[str, Any] = {}
+for _dialect in ("sqlite", "postgresql"):
+    _facts_statement(_dialect)
 
 
 @dataclass(frozen=True, slots=True)
