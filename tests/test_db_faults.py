@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from service import create_app, crypto
 from service.db import PG_CONNECT_TIMEOUT, db, engine_options, is_database_outage
 from service.jobs import scheduler as sched
 from service.jobs.sweeps import plan_ahead
 from tests.conftest import BASE_OVERRIDES
+from tests.pg_sessions import terminate_backend
 
 # Not a latency assertion: a request against a dead database must not hang. Connecting to a
 # refused port fails at once; PG_CONNECT_TIMEOUT bounds the cases where it would not.
@@ -74,21 +74,6 @@ def _backend_pid(connection) -> int:
     return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
 
 
-def _terminate(pid: int) -> None:
-    """End one server session from outside the app's pool, and wait until it is gone."""
-    admin = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
-            deadline = time.monotonic() + 10
-            while conn.execute(gone, {"p": pid}).scalar():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-    finally:
-        admin.dispose()
-
-
 def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(app):
     """What pool_pre_ping did (a restart's dead connections are never handed out), unpinged."""
     if db.engine.dialect.name != "postgresql":
@@ -97,7 +82,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(app):
     db.engine.dispose()  # one connection in the pool from here on
     with db.engine.connect() as conn:
         dropped = _backend_pid(conn)
-    _terminate(dropped)  # the connection waits in the pool, its server session gone
+    terminate_backend(dropped)  # the connection waits in the pool, its server session gone
     with db.engine.connect() as conn:
         assert _backend_pid(conn) != dropped
     with db.engine.connect() as conn:  # a live pooled connection is kept: no reconnect
@@ -124,7 +109,7 @@ def test_a_feed_poll_retries_once_when_the_server_drops_it_mid_query(app, monkey
     db.engine.dispose()  # one connection in the pool from here on
     with _autocommit(db.engine).connect() as conn:
         dropped = _backend_pid(conn)
-    _terminate(dropped)
+    terminate_backend(dropped)
     # As if the server went away just after the checkout's check.
     monkeypatch.setattr(service.db, "_server_hung_up", lambda _connection: False)
     values = standalone_first(TOKEN_STATE, digest=digest)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from service.db import db
+from tests.factories import make_meeting, make_plan
+
 ICALJS_DIR = Path(__file__).resolve().parents[1] / "icaljs"
 
 ExpandWithIcalJs = Callable[[bytes, datetime, datetime], dict[str, list[str]]]
@@ -96,3 +99,11 @@ def icaljs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExpandWithIcalJ
         return json.loads(completed.stdout)
 
     yield expand
+
+
+@pytest.fixture
+def plan(carol):
+    """A meeting plan of carol's, committed."""
+    row = make_plan(carol, make_meeting(carol.practice_id))
+    db.session.commit()
+    return row

@@ -16,15 +16,8 @@ from service.feed_validators import (
     sources_of,
 )
 from service.feeds import FeedBodyCache
-from tests.factories import make_commitment, make_meeting, make_plan
+from tests.factories import make_commitment
 from tests.feeds.helpers import T0, issue, make_activity, make_checkin, token_from, vevents
-
-
-@pytest.fixture
-def plan(carol):
-    row = make_plan(carol, make_meeting(carol.practice_id))
-    db.session.commit()
-    return row
 
 
 @pytest.fixture

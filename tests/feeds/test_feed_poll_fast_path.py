@@ -19,7 +19,7 @@ from service.api.feeds import PollFastPath
 from service.db import db
 from service.feed_validators import POLL_STATE, TOKEN_STATE, standalone_first
 from service.models import CheckIn, Meeting
-from tests.factories import make_commitment, make_meeting, make_plan
+from tests.factories import make_commitment
 from tests.feeds.helpers import (
     T0,
     feed_path,
@@ -30,13 +30,6 @@ from tests.feeds.helpers import (
     token_from,
     token_row,
 )
-
-
-@pytest.fixture
-def plan(carol):
-    row = make_plan(carol, make_meeting(carol.practice_id))
-    db.session.commit()
-    return row
 
 
 @pytest.fixture

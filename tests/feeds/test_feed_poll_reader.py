@@ -15,8 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import create_engine, literal_column, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import literal_column, select
 
 from service import crypto, feeds
 from service.api.feeds import PollFastPath
@@ -24,6 +23,7 @@ from service.db import db
 from service.feed_validators import POLL_STATE, TOKEN_STATE, Prepared, standalone_first
 from tests.factories import make_meeting, make_plan
 from tests.feeds.helpers import T0, issue, make_checkin, token_from
+from tests.pg_sessions import terminate_backend
 
 
 @pytest.fixture
@@ -36,13 +36,6 @@ def reader(app):
 
 
 @pytest.fixture
-def plan(carol):
-    row = make_plan(carol, make_meeting(carol.practice_id))
-    db.session.commit()
-    return row
-
-
-@pytest.fixture
 def polled(carol, plan):
     token = token_from(issue(carol))
     return token, crypto.digest(token)
@@ -50,20 +43,6 @@ def polled(carol, plan):
 
 def _pid(reader: feeds.PollReader) -> int:
     return reader._connection().connection.info.backend_pid
-
-
-def _terminate(pid: int) -> None:
-    admin = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
-            deadline = time.monotonic() + 10
-            while conn.execute(gone, {"p": pid}).scalar():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-    finally:
-        admin.dispose()
 
 
 def test_the_fast_path_reads_through_a_reader_on_postgresql_only(app, polled) -> None:
@@ -131,7 +110,7 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_read_repeated(reade
     _, digest = polled
     expected = reader.first(POLL_STATE, digest=digest)
     dropped = _pid(reader)
-    _terminate(dropped)  # as a restart does to every connection
+    terminate_backend(dropped)  # as a restart does to every connection
     assert reader.first(POLL_STATE, digest=digest) == expected
     assert _pid(reader) != dropped
 

@@ -12,7 +12,7 @@ from service import feeds
 from service.db import db
 from service.models import AuditEntry, FeedToken, RateLimitBucket
 from service.plans import update_commitment, update_plan
-from tests.factories import make_client, make_commitment, make_meeting, make_plan
+from tests.factories import make_client, make_commitment
 from tests.feeds.helpers import (
     T0,
     feed_path,
@@ -27,14 +27,6 @@ from tests.feeds.helpers import (
 
 GOOGLE = {"REMOTE_ADDR": "66.249.66.1"}
 GUESSER = {"REMOTE_ADDR": "203.0.113.9"}
-
-
-@pytest.fixture
-def plan(carol):
-    meeting = make_meeting(carol.practice_id)
-    row = make_plan(carol, meeting)
-    db.session.commit()
-    return row
 
 
 @pytest.fixture
