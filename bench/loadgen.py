@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -224,3 +225,57 @@ def sequential_latencies(
             raise RuntimeError(f"GET {urlsplit(url).path} answered {r.status_code}")
     session.close()
     return out
+
+
+@dataclass
+class Slice:
+    """One route of an alternating measurement: its URL and what each of its slices sends.
+
+    `requests_` is a function of the slice number (0, 1, …) returning that slice's prepared
+    requests, or None for a plain GET with `headers`: a route whose every request must be
+    distinct (the webhook's MessageSids) gets a disjoint part of its pool per slice.
+    """
+
+    url: str
+    headers: dict[str, str] | None = None
+    requests_: Callable[[int], list[tuple[str, str, dict[str, str], str]]] | None = None
+    max_requests: int = 200_000
+
+
+def combine(results: list[LoadResult]) -> LoadResult:
+    """One LoadResult of several slices of the same route: the rate is all their requests over
+    all their time; p50 is the median of the slices' p50s and p99 the worst slice's (wrk
+    reports percentiles per run, not the latencies themselves)."""
+    if not results:
+        raise ValueError("no slices to combine")
+    count = sum(r.requests for r in results)
+    secs = sum(r.seconds for r in results)
+    p50s = sorted(r.p50_ms for r in results)
+    tool = results[0].tool + (f", {len(results)} alternating slices" if len(results) > 1 else "")
+    return LoadResult(tool, count, secs, count / secs if secs else 0.0,
+                      p50s[(len(p50s) - 1) // 2], max(r.p99_ms for r in results),
+                      sum(r.errors for r in results))  # fmt: skip
+
+
+def slice_count(seconds: float, slices: int) -> int:
+    """How many slices alternate() takes: wrk counts whole seconds, so a slice lasts at least
+    one, and fewer slices are taken when `seconds` is short."""
+    return max(1, min(slices, int(seconds)))
+
+
+def alternate(
+    routes: dict[str, Slice], *, seconds: float, connections: int, slices: int
+) -> dict[str, list[LoadResult]]:
+    """Load each route for `seconds` in all, as short runs taken in turn (A B A B …, see
+    slice_count), so a change of the machine's load between them reaches every route alike;
+    return each route's results, slice by slice (combine() sums them)."""
+    slices = slice_count(seconds, slices)
+    each = seconds / slices
+    done: dict[str, list[LoadResult]] = {name: [] for name in routes}
+    for k in range(slices):
+        for name, route in routes.items():
+            reqs = route.requests_(k) if route.requests_ is not None else None
+            done[name].append(load(route.url, seconds=each, connections=connections,
+                                   headers=route.headers, requests_=reqs,
+                                   max_requests=route.max_requests))  # fmt: skip
+    return done

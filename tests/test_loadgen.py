@@ -60,3 +60,43 @@ def test_a_script_error_is_raised_not_measured(recorder, monkeypatch):
     with pytest.raises(RuntimeError, match="wrk reported an error"):
         run_wrk(WRK, url, seconds=1, connections=1, requests_=[("POST", "/hook", {}, "a")])
     assert _Recorder.seen == []
+
+
+def test_slices_are_combined_as_summed_requests_over_summed_time() -> None:
+    from bench.loadgen import LoadResult, combine
+
+    slices = [LoadResult("wrk", 300, 1.0, 300.0, 2.0, 9.0, 0),
+              LoadResult("wrk", 100, 1.0, 100.0, 4.0, 30.0, 1),
+              LoadResult("wrk", 200, 2.0, 100.0, 3.0, 12.0, 0)]  # fmt: skip
+    got = combine(slices)
+    assert (got.requests, got.seconds, got.rps) == (600, 4.0, 150.0)  # not the mean of rates
+    assert (got.p50_ms, got.p99_ms, got.errors) == (3.0, 30.0, 1)
+    assert got.tool == "wrk, 3 alternating slices"
+    assert combine(slices[:1]) == slices[0]
+
+
+@pytest.mark.skipif(WRK is None, reason="wrk is not installed")
+def test_routes_alternate_slice_by_slice_and_parts_are_sent_once(recorder, monkeypatch) -> None:
+    import bench.loadgen as loadgen
+
+    order: list[str] = []
+    real_load = loadgen.load
+
+    def load(url: str, **kwargs):  # noqa: ANN202, ANN003 - passes through
+        order.append(url.rsplit("/", 1)[1])
+        return real_load(url, **kwargs)
+
+    monkeypatch.setattr(loadgen, "load", load)
+    base = f"http://127.0.0.1:{recorder.server_port}"
+    pool = [("POST", "/a", {"X-Sig": f"s{i}"}, f"i={i}") for i in range(300)]
+    part = len(pool) // loadgen.slice_count(3, 5)
+    measured = loadgen.alternate(
+        {"a": loadgen.Slice(f"{base}/a", max_requests=part,
+                            requests_=lambda k: pool[k * part : (k + 1) * part]),
+         "b": loadgen.Slice(f"{base}/b", requests_=lambda _k: [("POST", "/b", {}, "b")])},
+        seconds=3, connections=1, slices=5)  # fmt: skip
+    assert loadgen.slice_count(3, 5) == 3 and order == ["a", "b", "a", "b", "a", "b"]
+    assert [len(measured[k]) for k in ("a", "b")] == [3, 3]
+    sent_a = sorted(int(body.split(b"=")[1]) for path, _, body in _Recorder.seen if path == "/a")
+    assert sent_a == list(range(300))  # each request of the pool once, none repeated
+    assert sum(r.requests for r in measured["a"]) == 300
