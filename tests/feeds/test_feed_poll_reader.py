@@ -20,9 +20,17 @@ from sqlalchemy import literal_column, select
 from service import crypto, feeds
 from service.api.feeds import PollFastPath
 from service.db import db
-from service.feed_validators import POLL_STATE, TOKEN_STATE, Prepared, standalone_first
-from tests.factories import make_meeting, make_plan
-from tests.feeds.helpers import T0, issue, make_checkin, token_from
+from service.feed_validators import (
+    POLL_STATE,
+    POLL_STATE_LATERAL,
+    TOKEN_STATE,
+    Prepared,
+    standalone_first,
+)
+from service.models import FeedToken
+from tests.factories import make_client, make_commitment, make_meeting, make_plan
+from tests.feeds.helpers import T0, issue, make_activity, make_checkin, token_from
+from tests.feeds.test_feed_poll_fast_path import _edits
 from tests.pg_sessions import terminate_backend
 
 
@@ -91,6 +99,65 @@ def test_the_reader_gives_the_pooled_reads_values_and_sees_every_commit(
     assert reader._local.held.connection.info.transaction_status == TransactionStatus.IDLE
     live = feeds.live_feed(token, now=T0)
     assert live is not None and live.validator.etag == after[0]
+
+
+def test_the_readers_lateral_form_gives_poll_states_values_in_every_state(
+    reader, alice, carol, plan, polled
+) -> None:
+    # The poll's fast path on PostgreSQL reads POLL_STATE_LATERAL; POLL_STATE (the general
+    # form, as SQLite and the route read it) is what it must equal, value for value.
+    token, digest = polled
+
+    def same(digest: str) -> tuple[Any, ...] | None:
+        general = standalone_first(POLL_STATE, db.engine, digest=digest)
+        assert reader.first(POLL_STATE_LATERAL, digest=digest) == general
+        assert standalone_first(POLL_STATE_LATERAL, db.engine, digest=digest) == general
+        return general
+
+    def state(step: str) -> None:
+        db.session.commit()
+        values = same(digest)
+        assert values is not None, step
+        assert feeds.poll_etag(token, engine=db.engine, now=T0, reader=reader) == (
+            feeds.poll_etag(token, engine=db.engine, now=T0)
+        ), step
+
+    before = same(digest)
+    for edit in _edits(carol, plan):
+        edit()
+        state(edit.__name__)
+        after = same(digest)
+        assert after != before, edit.__name__  # each edit changed the values
+        before = after
+    # Two plans of one meeting and one of another; check-ins of every status; a pause on
+    # record (the fast path leaves those to the route, but the values must still agree).
+    other = make_meeting(carol.practice_id, updated_at=T0 + timedelta(hours=9), revision=4)
+    make_plan(carol, db.session.get(type(other), plan.meeting_id), updated_at=T0, revision=2)
+    make_plan(carol, other, updated_at=T0 + timedelta(hours=8))
+    state("more plans")
+    for k, status in enumerate(("cancelled", "skipped", "excused", "confirmed", "missed")):
+        make_checkin(carol, "meeting_plan", plan.id, datetime(2026, 12, 10 + k, 19), status,
+                     updated_at=T0 + timedelta(hours=10 + k))  # fmt: skip
+        state(status)
+    make_activity(carol, updated_at=T0 + timedelta(hours=20), revision=3)
+    make_commitment(carol, paused_until=datetime(2026, 12, 20).date())
+    state("a pause")
+    plan.paused_until = datetime(2026, 12, 24).date()
+    state("a paused plan")
+    # A client with no rows of any kind, a therapist's feed, a revoked link, no such link.
+    dan = make_client(alice)
+    db.session.commit()
+    bare = crypto.digest(token_from(issue(dan)))
+    db.session.commit()
+    assert same(bare) is not None
+    theirs = crypto.digest(token_from(feeds.rotate_therapist_feed(alice, now=T0)))
+    db.session.commit()
+    therapist_values = same(theirs)
+    assert therapist_values is not None and therapist_values[4] is None
+    db.session.get(FeedToken, same(digest)[0]).revoked_at = T0
+    db.session.commit()
+    assert same(digest)[2] is not None
+    assert same("0" * 64) is None
 
 
 def test_each_thread_has_its_own_connection(reader, polled) -> None:
