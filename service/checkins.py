@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service import alerts, quotas
@@ -25,6 +25,7 @@ CORRECTIONS = ("confirmed", "declined", "excused")
 # A reply this long after a prompt closed still counts as a late reply to it.
 LATE_REPLY_WINDOW = timedelta(hours=24)
 _NO_TIME = datetime.min
+_LATE_COLUMNS = ("late_reply", "late_reply_at", "updated_at")
 # Table columns for the batch reads: plain rows, no ORM entity or mapper work.
 _CI, _CL, _SC = CheckIn.__table__.c, Client.__table__.c, SupportContact.__table__.c
 
@@ -65,8 +66,18 @@ def record_reply(
     status = ANSWERS.get(answer)
     if status is None:
         raise ValueError(f"answer must be confirm or decline, not {answer!r}")
-    answerable = ("prompted",) if channel == "sms" else ("prompted", "scheduled")
     db.session.flush()
+    if checkin.status in _CLOSED:
+        # Read closed (a late-reply candidate): one conditional UPDATE records the late
+        # reply. Had it moved meanwhile, the general path below sees where it is now.
+        late = {"late_reply": status, "late_reply_at": now, "updated_at": now}
+        moved = db.session.execute(_RECORD_LATE, {"checkin_id": checkin.id, **late}).first()
+        if moved is not None:
+            set_committed_value(checkin, "status", moved[0])  # what the database holds
+            for key, value in late.items():  # what the UPDATE wrote, without reading it back
+                set_committed_value(checkin, key, value)
+            _after_late_reply(checkin, status, channel, now)
+            return checkin
     values = {
         "status": status,
         "responded_at": now,
@@ -75,13 +86,8 @@ def record_reply(
         "skip_reason": None,
         "updated_at": now,
     }
-    won = db.session.scalar(
-        update(CheckIn)
-        .where(CheckIn.id == checkin.id, CheckIn.status.in_(answerable))
-        .values(**values)
-        .returning(CheckIn.id)
-        .execution_options(synchronize_session=False)
-    )
+    answer_once = _ANSWER_BY_SMS if channel == "sms" else _ANSWER_BY_STAFF
+    won = db.session.execute(answer_once, {"checkin_id": checkin.id, **values}).first()
     if won is not None:
         for key, value in values.items():  # what the UPDATE wrote, without reading it back
             set_committed_value(checkin, key, value)
@@ -89,17 +95,50 @@ def record_reply(
         _after_outcome(checkin, now)
         return checkin
     db.session.refresh(checkin)  # someone or something moved it first: see where it is now
-    if checkin.status in ("missed", "skipped"):
+    if checkin.status in _CLOSED:
         checkin.late_reply = status
         checkin.late_reply_at = now
         checkin.updated_at = now
-        checkin_event("checkin.late_reply", checkin, now, {"answer": status, "channel": channel})
-        alerts.lower_for_late_reply(checkin, status, now=now)
-        if status == "confirmed":
-            quotas.recheck_after_confirmation(checkin, now=now)
+        _after_late_reply(checkin, status, channel, now)
     else:
         logger.info("reply to check-in %s ignored: it is %s", checkin.id, checkin.status)
     return checkin
+
+
+def _after_late_reply(checkin: CheckIn, status: str, channel: str, now: datetime) -> None:
+    """Record a late reply's event, lower the miss alert, let a late yes count toward a quota."""
+    checkin_event("checkin.late_reply", checkin, now, {"answer": status, "channel": channel})
+    alerts.lower_for_late_reply(checkin, status, now=now)
+    if status == "confirmed":
+        quotas.recheck_after_confirmation(checkin, now=now)
+
+
+# A late reply is recorded on a check-in that closed unanswered.
+_CLOSED = ("missed", "skipped")
+_CHECKINS = CheckIn.__table__
+
+
+def _answer_once(answerable: tuple[str, ...]) -> Any:
+    """UPDATE a check-in still in one of these states to its answer; RETURNING its id (none
+    when it has moved on). Built once (Core: the ORM's bulk-update path is not needed)."""
+    values = ("status", "responded_at", "responded_by", "channel", "skip_reason", "updated_at")
+    return (
+        _CHECKINS.update()
+        .where(_CI.id == bindparam("checkin_id"), _CI.status.in_(answerable))
+        .values({key: bindparam(key, type_=_CI[key].type) for key in values})
+        .returning(_CI.id)
+    )
+
+
+_ANSWER_BY_SMS = _answer_once(("prompted",))  # by SMS only a prompted check-in
+_ANSWER_BY_STAFF = _answer_once(("prompted", "scheduled"))
+# The late reply on a check-in still closed, RETURNING the status it has.
+_RECORD_LATE = (
+    _CHECKINS.update()
+    .where(_CI.id == bindparam("checkin_id"), _CI.status.in_(_CLOSED))
+    .values({key: bindparam(key, type_=_CI[key].type) for key in _LATE_COLUMNS})
+    .returning(_CI.status)
+)
 
 
 def correct_checkin(
