@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import random
 from collections import defaultdict, namedtuple
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from service import consent
 from service.checkins import open_prompt_codes_for_phones
 from service.db import bound_list, db, id_in, in_bound
 from service.escalation import occurrence_label
-from service.events import append_event_rows
+from service.events import append_event_rows, bind_values
 from service.models import (
     CheckIn,
     Client,
@@ -297,6 +298,7 @@ def send_reminders(now: datetime, *, stale_minutes: int) -> int:
 def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     # A reminder goes to the client alone: its verifier's facts are not read.
     facts = _Facts.load(rows, verifiers=False)
+    at = _Now(now)
     dropped: list[Due] = []
     wanted: list[tuple[Due, ClientRow]] = []
     for row in rows:
@@ -307,11 +309,11 @@ def _reminder_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
             why = "gone"
         elif is_stale(row.reminder_at, now, stale_minutes):
             why = "stale"
-        elif is_quiet(now, client.timezone, quiet_hours_of(client)):
+        elif at.is_quiet(client.timezone, client):
             why = "quiet_hours"
         else:
             why = client_block_reason(client, source, row) or facts.recipient_block_reason(
-                client, _today(client.timezone, now)
+                client, at.today(client.timezone)
             )
         if why is not None:
             logger.info("reminder for check-in %s dropped: %s", row.id, why)
@@ -364,6 +366,45 @@ def _today(zone: str, now: datetime) -> date:
     return now.astimezone(get_zone(zone)).date()
 
 
+class _Now:
+    """What one batch asks of its `now`, worked out once per zone (or window) it meets.
+
+    A busy minute's rows live in a few zones and share a few quiet hours and closing
+    windows: each answer is `_today`'s, `is_quiet`'s or `_closes`' own, remembered.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._days: dict[str, date] = {}
+        self._quiet: dict[tuple[str, str, str], bool] = {}
+        self._closes: dict[tuple[str, Any], datetime] = {}
+
+    def today(self, zone: str) -> date:
+        day = self._days.get(zone)
+        if day is None:
+            day = self._days[zone] = _today(zone, self.now)
+        return day
+
+    def is_quiet(self, zone: str, client: ClientRow) -> bool:
+        """`is_quiet(now, zone, quiet_hours_of(client))`."""
+        key = (zone, client.quiet_start, client.quiet_end)
+        quiet = self._quiet.get(key)
+        if quiet is None:
+            quiet = self._quiet[key] = is_quiet(self.now, zone, quiet_hours_of(client))
+        return quiet
+
+    def closes(self, source: Source) -> datetime:
+        """`_closes(source, now)`: a prompt sent now closes after the source's window."""
+        if source_type_of(source) == "meeting_plan":
+            key: tuple[str, Any] = ("meeting_plan", source.confirm_window_hours)
+        else:
+            key = ("commitment", source.grace_minutes)
+        closes_at = self._closes.get(key)
+        if closes_at is None:
+            closes_at = self._closes[key] = _closes(source, self.now)
+        return closes_at
+
+
 def _reminder_body(client: ClientRow, row: Due, now: datetime) -> str:
     tz = get_zone(client.timezone)
     day = "today" if row.event_at.astimezone(tz).date() == now.astimezone(tz).date() else "tomorrow"
@@ -381,6 +422,7 @@ def send_prompts(now: datetime, *, stale_minutes: int) -> int:
 
 def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     facts = _Facts.load(rows)
+    at = _Now(now)
     ready: dict[str, list[Ready]] = defaultdict(list)
     gone: list[Due] = []
     skipped: dict[str, list[Due]] = defaultdict(list)
@@ -396,16 +438,15 @@ def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
             why = "stale"
         zone = verifier_zone(client, contact)
         why = why or facts.recipient_block_reason(
-            contact or client, _today(zone, now), contact=contact is not None
+            contact or client, at.today(zone), contact=contact is not None
         )
         if why is not None:
             logger.info("prompt for check-in %s not sent: %s", row.id, why)
             skipped[why].append(row)
             continue
-        quiet = quiet_hours_of(client)
-        if is_quiet(now, zone, quiet):
+        if at.is_quiet(zone, client):
             # Quiet hours changed since planning: ask when they end, and close that much later.
-            due = defer_question(now, zone, quiet)
+            due = defer_question(now, zone, quiet_hours_of(client))
             _update_where([row], {"due_at": due, "closes_at": _closes(source, due)},
                           _C.status == "scheduled")  # fmt: skip
             continue
@@ -414,14 +455,15 @@ def _prompt_batch(rows: list[Due], now: datetime, stale_minutes: int) -> int:
     for why, group in skipped.items():
         _update_where(group, {"skip_reason": why}, _C.status == "scheduled",
                       _C.skip_reason.is_(None))  # fmt: skip
-    sent = _prompt_groups(ready, now)
+    sent = _prompt_groups(ready, at)
     return sent
 
 
-def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
+def _prompt_groups(ready: dict[str, list[Ready]], at: _Now) -> int:
     """Prompt each number's due check-ins, giving every open prompt a code if it has several."""
     if not ready:
         return 0
+    now = at.now
     phones = sorted(ready)
     if db.session.get_bind().dialect.name == "postgresql":
         # Two schedulers prompting the same sponsor at once must agree on the codes. The
@@ -450,7 +492,7 @@ def _prompt_groups(ready: dict[str, list[Ready]], now: datetime) -> int:
             code = next(codes, None) if coded else None
             if coded and code is None:
                 short.add(entry[0].id)
-            planned.append((entry, phone, code, _closes(entry[2], now)))
+            planned.append((entry, phone, code, at.closes(entry[2])))
     # The claim: each row still scheduled becomes prompted with its own window and code, in
     # one statement (a row someone else changed meanwhile is left alone, as is its code).
     claimed = _claim_prompts(
@@ -528,14 +570,41 @@ def _codes_for(taken: set[str], uncoded: int, group: int) -> list[str]:
 def _new_codes(taken: set[str], count: int) -> list[str]:
     """Return `count` distinct prompt codes not in `taken`, each as `new_code` would pick it.
 
-    One list of the free codes and one random sample, instead of a `new_code` call (which
-    lists every free code) per prompt: drawing without replacement from the free codes.
+    Drawing without replacement from the free codes, uniformly: while most codes are free
+    (a number has a few open prompts), by index into ALL_CODES from one buffer of OS random
+    bytes, a byte beyond the codes or a code taken or drawn already being drawn again (each
+    kept draw is uniform over the codes still free); otherwise one random sample of the
+    listed free codes. Both draw from the OS's randomness, as `_rng` does, but the first
+    neither lists the free codes nor asks the OS once per code (a busy minute asks for two
+    or three codes for each of hundreds of numbers).
     """
-    used = {code.upper() for code in taken}
-    free = [code for code in ALL_CODES if code not in used] if used else ALL_CODES
-    if len(free) < count:
-        raise ValueError("every prompt code is taken")
-    return _rng.sample(free, count)
+    used = {code.upper() for code in taken} & _ALL_CODES
+    if len(used) + count > _FREE_DRAW_LIMIT:
+        free = [code for code in ALL_CODES if code not in used] if used else ALL_CODES
+        if len(free) < count:
+            raise ValueError("every prompt code is taken")
+        return _rng.sample(free, count)
+    drawn: list[str] = []
+    while len(drawn) < count:
+        for index in os.urandom(2 * (count - len(drawn)) + 4):
+            if index >= _CODES:
+                continue
+            code = ALL_CODES[index]
+            if code in used:
+                continue
+            used.add(code)
+            drawn.append(code)
+            if len(drawn) == count:
+                break
+    return drawn
+
+
+_CODES = len(ALL_CODES)
+# One random byte picks a code: every index of ALL_CODES must be a byte value.
+assert _CODES <= 256  # noqa: S101
+# Drawn by index while at least half of the codes stay free (at most two tries a code on
+# average, beyond the bytes past the codes); past that, from the listed free codes.
+_FREE_DRAW_LIMIT = _CODES // 2
 
 
 def _closes(source: Source, sent_at: datetime) -> datetime:
@@ -650,14 +719,21 @@ def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datet
         return set()
     conn = db.session.connection()
     process = _instant(conn)
+    # A batch's closing times are a few distinct instants: each bound once (bind_values).
+    closes = bind_values(process, [entry[1] for entry in keyed])
     if conn.dialect.name != "postgresql":
         stamp = process(now)
-        listed = json.dumps([[entry[0], process(entry[1]), entry[2]] for entry in keyed])
+        listed = json.dumps(
+            [
+                [entry[0], closes_at, entry[2]]
+                for entry, closes_at in zip(keyed, closes, strict=True)
+            ]
+        )
         return set(conn.exec_driver_sql(_CLAIM_SQLITE, (stamp, stamp, listed)).scalars())
     params = {
         "now": process(now),
         "ids": [entry[0] for entry in keyed],
-        "closes": [process(entry[1]) for entry in keyed],
+        "closes": closes,
         "codes": [entry[2] for entry in keyed],
     }
     return set(conn.exec_driver_sql(_CLAIM_PG, params).scalars())

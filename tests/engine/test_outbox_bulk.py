@@ -103,3 +103,39 @@ def test_bulk_enqueue_across_chunks_with_taken_keys_and_empty_columns(people):
     assert len(stored) == 1205
     assert {r.idempotency_key for r in stored if r.client_id} == {"many:1100"}
     assert all(r.expires_at is None and r.send_after == NOW for r in stored)
+
+
+def _crockford_value(digits: str) -> int:
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    value = 0
+    for digit in digits:
+        value = value * 32 + alphabet.index(digit)
+    return value
+
+
+def test_new_ids_have_new_ids_form_time_and_random_bits():
+    import time
+
+    from service.db import new_id
+    from service.outbox import new_ids
+
+    before = time.time_ns() // 1_000_000
+    single = new_id("ms")
+    made = new_ids("ms", 700)
+    after = time.time_ns() // 1_000_000
+    assert new_ids("ms", 0) == []
+    assert len(made) == 700 and len(set(made)) == 700
+    for made_id in made:
+        assert made_id.startswith("ms_") and len(made_id) == len(single)
+        digits = made_id[3:]
+        assert set(digits) <= set("0123456789abcdefghjkmnpqrstvwxyz")
+        # As new_id's 26 digits: two zero bits, 48 bits of the millisecond, 80 random bits.
+        value = _crockford_value(digits)
+        assert value >> 128 == 0
+        assert before <= value >> 80 <= after
+    # Each id's 80 random bits are its own (not shared or shifted between neighbours).
+    tails = {_crockford_value(made_id[-16:]) for made_id in made}
+    assert len(tails) == 700 and max(tails) >= 1 << 70
+    # Every random digit position takes many values across a batch (none stuck).
+    for position in range(13, 29):
+        assert len({made_id[position] for made_id in made}) > 16

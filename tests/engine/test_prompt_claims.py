@@ -305,3 +305,77 @@ def test_the_prebuilt_due_reads_are_the_due_statements(people):
             build(now).compile(dialect=dialect)
         ).replace("%(due_at_1)s", "%(now)s").replace("%(reminder_at_1)s", "%(now)s")
     assert [tuple(r) for r in got]  # the prompts were due
+
+
+@pytest.mark.parametrize("taken_count", [0, 3, 40, prompting._FREE_DRAW_LIMIT - 2])
+def test_new_codes_are_distinct_free_and_uniform_by_either_draw(taken_count):
+    from collections import Counter
+
+    taken = {code.lower() for code in ALL_CODES[5 : 5 + taken_count]} | {"zz", "??"}
+    free = [code for code in ALL_CODES if code.lower() not in taken]
+    seen: Counter[str] = Counter()
+    firsts: Counter[str] = Counter()
+    draws = 4000
+    for _ in range(draws):
+        codes = prompting._new_codes(taken, 3)
+        assert len(codes) == 3 and len(set(codes)) == 3
+        assert all(code in free for code in codes)
+        seen.update(codes)
+        firsts[codes[0]] += 1
+    # Every free code is drawn about equally often (3 × 4,000 draws over the free codes), no
+    # code, low or high in ALL_CODES, favoured: Pearson's chi-square over the free codes
+    # stays within six standard deviations of its mean (a fair draw fails ~1 in 10^8).
+    assert set(seen) == set(free)
+    expected = 3 * draws / len(free)
+    chi2 = sum((seen[code] - expected) ** 2 / expected for code in free)
+    df = len(free) - 1
+    assert chi2 < df + 6 * (2 * df) ** 0.5, chi2
+    assert len(firsts) > len(free) // 2
+
+
+def test_new_codes_past_the_draw_limit_come_from_the_listed_free_codes(monkeypatch):
+    calls = []
+    real = prompting._rng.sample
+    monkeypatch.setattr(
+        prompting._rng, "sample", lambda pop, k: calls.append(len(pop)) or real(pop, k)
+    )
+    many = set(ALL_CODES[: prompting._FREE_DRAW_LIMIT])
+    codes = prompting._new_codes(many, 4)
+    assert calls == [len(ALL_CODES) - len(many)]
+    assert len(set(codes)) == 4 and not set(codes) & many
+    assert prompting._new_codes({"A1"}, 4) and calls == [len(ALL_CODES) - len(many)]
+    with pytest.raises(ValueError, match="every prompt code is taken"):
+        prompting._new_codes(set(ALL_CODES[:-2]), 3)
+
+
+def test_a_batchs_remembered_now_answers_as_the_per_row_calls():
+    from service.planning import quiet_hours_of, source_type_of
+
+    now = datetime(2026, 3, 8, 6, 30, 12, 5, tzinfo=UTC)  # a DST morning in New York
+    at = prompting._Now(now)
+    zones = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Pacific/Honolulu", "UTC"]
+    quiets = [("21:00", "08:00"), ("22:00", "07:00"), ("00:00", "00:00"), ("01:00", "02:00"),
+              ("06:00", "07:00")]  # fmt: skip
+    for _ in range(2):  # asked again, the remembered answers stay each row's own
+        for zone in zones:
+            assert at.today(zone) == prompting._today(zone, now)
+            for start, end in quiets:
+                client = SimpleNamespace(quiet_start=start, quiet_end=end)
+                want = prompting.is_quiet(now, zone, quiet_hours_of(client))
+                assert at.is_quiet(zone, client) is want, (zone, start, end)
+    # Quiet at 01:30 local in Kolkata (UTC+5:30 -> 12:00), not for another window: told apart.
+    assert {at.is_quiet("Asia/Kolkata", SimpleNamespace(quiet_start=s, quiet_end=e))
+            for s, e in (("11:00", "13:00"), ("13:00", "14:00"))} == {True, False}  # fmt: skip
+    from service.planning import SourceFacts
+
+    def facts(source_type: str, **window: int) -> SourceFacts:
+        return SourceFacts(source_type, "src", "pr", "cl", None, date(2026, 1, 1), None, None,
+                           None, now, None, **window)  # fmt: skip
+
+    sources = [facts("meeting_plan", confirm_window_hours=h) for h in (2, 12, 2)] + [
+        facts("commitment", grace_minutes=m) for m in (30, 90, 30, 0)
+    ]
+    for source in sources * 2:
+        assert at.closes(source) == prompting._closes(source, now), source
+    assert {source_type_of(s) for s in sources} == {"meeting_plan", "commitment"}
+    assert len({at.closes(s) for s in sources}) == 5
