@@ -266,14 +266,17 @@ def slice_count(seconds: float, slices: int) -> int:
 def alternate(
     routes: dict[str, Slice], *, seconds: float, connections: int, slices: int
 ) -> dict[str, list[LoadResult]]:
-    """Load each route for `seconds` in all, as short runs taken in turn (A B A B …, see
-    slice_count), so a change of the machine's load between them reaches every route alike;
-    return each route's results, slice by slice (combine() sums them)."""
+    """Load each route for `seconds` in all, as short runs taken in turn (see slice_count),
+    so a change of the machine's load between them reaches every route alike; return each
+    route's results, slice by slice (combine() sums them). Every other round runs the routes
+    in reverse (A B, B A, A B, …), so a steady drift of load favours neither."""
     slices = slice_count(seconds, slices)
     each = seconds / slices
     done: dict[str, list[LoadResult]] = {name: [] for name in routes}
     for k in range(slices):
-        for name, route in routes.items():
+        names = list(routes) if k % 2 == 0 else list(reversed(routes))
+        for name in names:
+            route = routes[name]
             reqs = route.requests_(k) if route.requests_ is not None else None
             done[name].append(load(route.url, seconds=each, connections=connections,
                                    headers=route.headers, requests_=reqs,

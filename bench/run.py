@@ -590,7 +590,7 @@ def measure_http(b: Bench, tmp: Path) -> list[Row]:
                         floor=constant.label(), ratio=ratio, goal="≥ 70% of floor rate",
                         note=f"{polls.requests:,} requests, {polls.errors} errors; "
                              f"{p.http_connections} connections, {setup}; "
-                             f"{len(measured['polls'])} × (constant, poll) alternating",
+                             f"{len(measured['polls'])} alternating slices of each",
                         data={"polls": vars(polls), "constant": vars(constant)})
                     .judge(ratio is not None and ratio >= 0.7 and polls.errors == 0))  # fmt: skip
         rows += measure_webhook(b, base)
@@ -644,7 +644,7 @@ def measure_webhook(b: Bench, base: str) -> list[Row]:
                 goal="≥ 50% of floor rate",
                 note=f"{result.requests:,} signed requests from {len(phones):,} numbers, "
                      f"{result.errors} errors"
-                     + f"; {len(measured['webhook'])} × (webhook, constant POST) alternating"
+                     + f"; {len(measured['webhook'])} alternating slices of each"
                      + ("; a slice used every request prepared for it: the rate is a lower bound"
                         if exhausted else ""),
                 data={"webhook": vars(result), "constant_post": vars(floor)})

@@ -95,7 +95,7 @@ def test_routes_alternate_slice_by_slice_and_parts_are_sent_once(recorder, monke
                             requests_=lambda k: pool[k * part : (k + 1) * part]),
          "b": loadgen.Slice(f"{base}/b", requests_=lambda _k: [("POST", "/b", {}, "b")])},
         seconds=3, connections=1, slices=5)  # fmt: skip
-    assert loadgen.slice_count(3, 5) == 3 and order == ["a", "b", "a", "b", "a", "b"]
+    assert loadgen.slice_count(3, 5) == 3 and order == ["a", "b", "b", "a", "a", "b"]
     assert [len(measured[k]) for k in ("a", "b")] == [3, 3]
     sent_a = sorted(int(body.split(b"=")[1]) for path, _, body in _Recorder.seen if path == "/a")
     assert sent_a == list(range(300))  # each request of the pool once, none repeated
