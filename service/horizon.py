@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select
 
-from service.db import db, id_in
+from service.db import db
 from service.models import Client, Commitment, MeetingPlan
 from service.planning import (
     ClientFacts,
@@ -117,11 +118,12 @@ def plan_due_batches(
     created, room = 0, batch
     for model in (MeetingPlan, Commitment):
         table = model.__table__
-        base = due_sources_stmt(model, until)
-        after: str | None = None
+        # One statement shape from the first page on (every id sorts after ""): compiled
+        # once per process, not once more for the pages after the first.
+        stmt = due_sources_stmt(model, until).where(table.c.id > bindparam("after"))
+        after = ""
         while True:
-            stmt = base if after is None else base.where(table.c.id > after)
-            rows = db.session.execute(stmt.limit(room)).all()
+            rows = db.session.execute(stmt.limit(room), {"after": after}).all()
             if rows:
                 after = rows[-1].id
                 created += _plan_batch(model, rows, now, until)
@@ -144,23 +146,7 @@ def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: date
     by_previous: dict[datetime | None, list[str]] = {}
     for source in facts:
         by_previous.setdefault(source.planned_until, []).append(source.id)
-    claimed: set[str] = set()
-    table = model.__table__
-    for previous, ids in by_previous.items():
-        # Claimed only if the watermark is still the one read: a planner that got there
-        # first moved it, and this one leaves the source to it.
-        result = db.session.execute(
-            update(table)
-            .where(
-                id_in(table.c.id, ids),
-                table.c.planned_until.is_(None)
-                if previous is None
-                else table.c.planned_until == previous,
-            )
-            .values(planned_until=until)
-            .returning(table.c.id)
-        )
-        claimed.update(result.scalars())
+    claimed = _claim(model, by_previous, until)
     clients: dict[str, ClientFacts] = {}
     work: list[tuple[Source, Client, datetime]] = []
     starts: dict[tuple[date, str], datetime] = {}
@@ -179,3 +165,49 @@ def _plan_batch(model: type[Source], rows: list[Any], now: datetime, until: date
             if obj.id in batch_ids:
                 db.session.expire(obj, ["planned_until"])
     return sync_sources(work, until, now=now)  # type: ignore[arg-type]
+
+
+def _claim(
+    model: type[Source], by_previous: dict[datetime | None, list[str]], until: datetime
+) -> set[str]:
+    """Move the watermarks of the sources still at the one read to `until`; return their ids.
+
+    Claimed only if the watermark is still the one read: a planner that got there first
+    moved it, and this one leaves the source to it. One driver-level statement per
+    previous watermark, its SQL fixed per table and dialect: nothing built or compiled per
+    batch (the ORM copies are expired by the caller).
+    """
+    conn = db.session.connection()
+    dialect = conn.dialect
+    table = model.__table__.name
+    bind = _watermark_processor(model, dialect)
+    claimed: set[str] = set()
+    for previous, ids in by_previous.items():
+        if dialect.name == "postgresql":
+            sql, params = _CLAIM_POSTGRESQL, {"ids": ids}
+        else:
+            sql, params = _CLAIM_SQLITE, {"ids": json.dumps(ids)}
+        params.update(until=bind(until), previous=bind(previous))
+        keyword = "IS NULL" if previous is None else "= " + _PARAM[dialect.name]
+        claimed.update(
+            conn.exec_driver_sql(sql.format(table=table, previous=keyword), params).scalars()
+        )
+    return claimed
+
+
+# The claim: `planned_until` moved where it is still the one read (NULL: never planned).
+_CLAIM_POSTGRESQL = (
+    "UPDATE {table} SET planned_until = %(until)s WHERE id = ANY(%(ids)s::varchar[])"
+    " AND planned_until {previous} RETURNING id"
+)
+_CLAIM_SQLITE = (
+    "UPDATE {table} SET planned_until = :until WHERE id IN (SELECT value FROM json_each(:ids))"
+    " AND planned_until {previous} RETURNING id"
+)
+_PARAM = {"postgresql": "%(previous)s", "sqlite": ":previous"}
+
+
+def _watermark_processor(model: type[Source], dialect: Any) -> Any:
+    """Bind a watermark as SQLAlchemy binds `planned_until` (UTC; naive on SQLite)."""
+    process = model.__table__.c.planned_until.type.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)

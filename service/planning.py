@@ -552,7 +552,27 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
     LATERAL per id): a bitmap scan of every source's occurrences in the window, which the
     planner prefers for a long id array, grows with the population instead of the batch.
     """
-    if db.session.get_bind().dialect.name != "postgresql":
+    dialect = db.session.get_bind().dialect
+    if dialect.name == "sqlite":
+        # `_existing_conditions` as fixed SQL, values bound as their columns bind them:
+        # nothing built or compiled per batch.
+        conn = db.session.connection()
+        table = CheckIn.__table__
+        occurrence = table.c.occurrence.type.dialect_impl(dialect).bind_processor(dialect)
+        instant = table.c.event_at.type.dialect_impl(dialect).bind_processor(dialect)
+        found = conn.exec_driver_sql(
+            _SQLITE_PROBE,
+            {
+                "source_type": source_type,
+                "ids": json.dumps(ids),
+                "occurrence_lo": occurrence(_naive(lo) - _OCCURRENCE_MARGIN),
+                "occurrence_hi": occurrence(_naive(hi) + _OCCURRENCE_MARGIN),
+                "lo": instant(lo),
+                "hi": instant(hi),
+            },
+        )
+        return found.first() is not None
+    if dialect.name != "postgresql":
         conditions = _existing_conditions(source_type, ids, lo, hi)
         stmt = select(CheckIn.__table__.c.id).where(*conditions).limit(1)
         return db.session.execute(stmt).first() is not None
@@ -568,6 +588,14 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
         },
     )
     return found.first() is not None
+
+
+_SQLITE_PROBE = (
+    "SELECT checkins.id FROM checkins WHERE checkins.source_type = :source_type"
+    " AND checkins.source_id IN (SELECT value FROM json_each(:ids))"
+    " AND checkins.occurrence >= :occurrence_lo AND checkins.occurrence < :occurrence_hi"
+    " AND checkins.event_at >= :lo AND checkins.event_at < :hi LIMIT 1"
+)
 
 
 _PG_PROBE = text(
