@@ -379,3 +379,75 @@ def test_a_batchs_remembered_now_answers_as_the_per_row_calls():
         assert at.closes(source) == prompting._closes(source, now), source
     assert {source_type_of(s) for s in sources} == {"meeting_plan", "commitment"}
     assert len({at.closes(s) for s in sources}) == 5
+
+
+def test_the_sweeps_reads_return_the_instants_the_plain_columns_return(people):
+    from service.planning import source_facts_select
+
+    rows = _planned(people, 3)
+    meeting = make_meeting(people.riverside.id, day=3, time="19:00", end_time="20:00")
+    plan = make_plan(people.carol, meeting, verifier_contact_id=people.dave.id)
+    contact = db.session.get(SupportContact, rows[0].verifier_contact_id)
+    contact.archived_at = datetime(2026, 11, 30, 8, 15, 1, 250, tzinfo=UTC)
+    db.session.commit()
+    client_table, contact_table = Client.__table__, SupportContact.__table__
+    plain = {
+        "client": (select(*(client_table.c[n] for n in prompting._CLIENT_COLUMNS)),
+                   client_table.c.id, {r.client_id for r in rows}),
+        "contact": (select(*(contact_table.c[n] for n in prompting._CONTACT_COLUMNS)),
+                    contact_table.c.id, {r.verifier_contact_id for r in rows}),
+    }  # fmt: skip
+    for source_type, model, ids in (
+        ("commitment", Commitment, {r.source_id for r in rows}),
+        ("meeting_plan", MeetingPlan, {plan.id}),
+    ):
+        columns, joined = source_facts_select(model)
+        plain[source_type] = (select(*columns).select_from(joined), model.__table__.c.id, ids)
+    instants = 0
+    for what, (stmt, key, ids) in plain.items():
+        want = db.session.execute(stmt.where(id_in(key, sorted(ids)))).all()
+        got = prompting._read_by_ids(what, ids)
+        assert [r._fields for r in got] == [tuple(r._fields) for r in want], what
+        assert sorted(map(tuple, got)) == sorted(map(tuple, want)), what
+        for g, w in zip(sorted(got), sorted(want, key=tuple), strict=True):
+            for a, b in zip(g, w, strict=True):
+                if isinstance(b, datetime):
+                    assert a.tzinfo is b.tzinfo is UTC and a.fold == b.fold, what
+                    instants += 1
+    assert instants >= 7  # created_at of every source, planned_until, the archived contact's
+    now = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    got = prompting._named(
+        db.session.execute(prompting._due_bound("prompts", prompting.BATCH), {"now": now})
+    )
+    assert got
+    want = {
+        r.id: r
+        for r in db.session.execute(
+            select(*(_C[name] for name in prompting._DUE_COLUMNS)).where(
+                _C.id.in_([r.id for r in got])
+            )
+        )
+    }
+    for row in got:
+        assert tuple(row) == tuple(want[row.id])
+        assert row.due_at.tzinfo is UTC and row.event_at.tzinfo is UTC
+
+
+def test_read_utc_is_utcdatetimes_value_for_naive_and_aware_values():
+    from zoneinfo import ZoneInfo
+
+    from service.db import UTCDateTime
+
+    plain, fast = UTCDateTime(), prompting._ReadUTC()
+    for value in (
+        None,
+        datetime(2026, 11, 1, 5, 30, 1, 7),
+        datetime(2026, 11, 1, 1, 30, fold=1),
+        datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 11, 1, 6, 30, 0, 999999, tzinfo=UTC),
+    ):
+        want = plain.process_result_value(value, None)
+        got = fast.process_result_value(value, None)
+        assert got == want and (
+            got is None or (got.tzinfo is want.tzinfo and got.fold == want.fold)
+        )
