@@ -132,18 +132,33 @@ def append_event_rows(rows: Sequence[Sequence[Any]]) -> None:
     JSON text, the same stored instant), and on PostgreSQL the writer's txid is set as there.
     Pending ORM changes are flushed first, so events added earlier keep lower ids.
     """
+    _append_event_rows(rows, serialized=False)
+
+
+def append_serialized_event_rows(rows: Sequence[Sequence[Any]]) -> None:
+    """`append_event_rows` for rows whose payload is already the JSON text to store.
+
+    The text must be what the payload column's serializer makes of the payload (json.dumps
+    unless the engine sets one): it is stored as given.
+    """
+    _append_event_rows(rows, serialized=True)
+
+
+def _append_event_rows(rows: Sequence[Sequence[Any]], *, serialized: bool) -> None:
     if not rows:
         return
     db.session.flush()
     conn = db.session.connection()
     processors = _event_rows_processors(conn.dialect)
+    payload = EVENT_ROW_COLUMNS.index("payload")
+    if serialized:
+        processors[payload] = None
     if conn.dialect.name == "postgresql":
         # One INSERT … SELECT FROM unnest of binary arrays per chunk, in list order, instead
         # of a statement per event; the payloads go as JSON text (cast in the statement).
         serialize = getattr(conn.dialect, "_json_serializer", None) or json.dumps
-        payload = EVENT_ROW_COLUMNS.index("payload")
         columns = [
-            [serialize(row[index]) for row in rows]
+            [row[index] if serialized else serialize(row[index]) for row in rows]
             if index == payload
             else bind_values(process, [row[index] for row in rows])
             for index, process in enumerate(processors)

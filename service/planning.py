@@ -17,10 +17,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from service.db import UTCDateTime, db, id_in, insert_new_rows, new_id
 from service.escalation import occurrence_label
 from service.events import (
-    EVENT_ROW_COLUMNS,
     append_event,
-    append_event_rows,
     append_events,
+    append_serialized_event_rows,
     bind_values,
 )
 from service.models import (
@@ -776,13 +775,60 @@ def _write_planned_sqlite(rows: list[dict[str, object]], now: datetime) -> set[s
         for start in range(0, len(ids), IN_CHUNK):
             found = select(table.c.id).where(id_in(table.c.id, ids[start : start + IN_CHUNK]))
             inserted.update(db.session.scalars(found))
-    events = []
-    for values in sorted(rows, key=_id_of):
-        if values["id"] in inserted:
-            event = _planned_event(values, now)
-            events.append(tuple(event[name] for name in EVENT_ROW_COLUMNS))
-    append_event_rows(events)
+    written = [values for values in sorted(rows, key=_id_of) if values["id"] in inserted]
+    serialize = getattr(conn.dialect, "_json_serializer", None) or json.dumps
+    events = [
+        ("checkin.planned", values["practice_id"], values["client_id"], "checkin", values["id"],
+         payload, now)
+        for values, payload in zip(written, _planned_payloads(written, serialize), strict=True)
+    ]  # fmt: skip
+    append_serialized_event_rows(events)
     return inserted  # type: ignore[return-value]
+
+
+def _planned_payloads(rows: list[dict[str, object]], serialize: Any) -> list[str]:
+    """Each row's `checkin.planned` payload (`_planned_event`'s) as `serialize` writes it.
+
+    With json.dumps (the default), the text is put together from each value's JSON string,
+    encoded once per distinct value (rows share source types, occurrences and due times):
+    the same text `json.dumps` makes of the payload dict, without building the dict.
+    """
+    if serialize is not json.dumps:
+        return [serialize(_planned_event(values, None)["payload"]) for values in rows]  # type: ignore[arg-type]
+    encode = _encode_string
+    done: dict[object, str] = {}
+    out = []
+    for values in rows:
+        source_type, source_id = values["source_type"], values["source_id"]
+        occurrence, due_at = values["occurrence"], values["due_at"]
+        if not (
+            type(source_type) is str
+            and type(source_id) is str
+            and type(occurrence) is datetime
+            and type(due_at) is datetime
+        ):
+            out.append(serialize(_planned_event(values, None)["payload"]))  # type: ignore[arg-type]
+            continue
+        # Naive occurrences: equal ones print alike. Instants also by zone, which `==` ignores.
+        label = done.get(occurrence)
+        if label is None:
+            label = done[occurrence] = encode(occurrence_label(occurrence))
+        key = (due_at, due_at.tzinfo)
+        due = done.get(key)
+        if due is None:
+            due = done[key] = encode(iso(due_at))  # type: ignore[arg-type]
+        kind = done.get(source_type)
+        if kind is None:
+            kind = done[source_type] = encode(source_type)
+        out.append(
+            f'{{"source_type": {kind}, "source_id": {encode(source_id)},'
+            f' "occurrence": {label}, "due_at": {due}}}'
+        )
+    return out
+
+
+# The string encoder json.dumps uses with its defaults (ensure_ascii).
+_encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 # New check-ins as arrays, inserted in key order skipping taken keys, and the event of each
@@ -830,7 +876,7 @@ def _write_planned_postgresql(rows: list[dict[str, object]], now: datetime) -> s
         params: dict[str, object] = dict(
             zip(_NEW_COLUMNS, _bound_columns(chunk, dialect), strict=True)
         )
-        params["payload"] = [serialize(_planned_event(values, now)["payload"]) for values in chunk]
+        params["payload"] = _planned_payloads(chunk, serialize)
         params["occurred_at"] = occurred_at(now) if occurred_at is not None else now
         inserted.update(conn.exec_driver_sql(_POSTGRESQL_INSERT, params).scalars().all())
     return inserted
