@@ -500,6 +500,8 @@ def _error(status: int, code: int | None, to: str = "") -> tuple[int, dict[str, 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 refuses a dispatch run's senders connecting at once.
+    request_queue_size = 64
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeout_next) leaves a broken pipe; that is expected.

@@ -48,7 +48,12 @@ from service.models import Message
 from service.notifications import gate, policy
 from service.notifications.optout import opt_out_number
 from service.notifications.outcomes import give_up, sent_event, settle
-from service.notifications.providers import DeliveryError, SendResult, SmsProvider
+from service.notifications.providers import (
+    SEND_CONNECTIONS,
+    DeliveryError,
+    SendResult,
+    SmsProvider,
+)
 from service.notifications.reconcile import reconcile_abandoned
 from service.notifications.throttle import TokenBucket
 from service.phones import mask
@@ -70,7 +75,7 @@ BATCH = 32
 # has finished for this long.
 _OUTCOME_WAIT_SECONDS = 0.05
 # With SMS_MPS set, sender threads (most of them waiting for their slot) at most.
-_MAX_PACED_SENDERS = 32
+_MAX_PACED_SENDERS = SEND_CONNECTIONS
 # With SMS_MPS set, texts are claimed and their slots reserved about this far ahead.
 _PACED_AHEAD_SECONDS = 0.25
 # Candidates read per claim beyond twice the batch, to skip numbers already in flight.

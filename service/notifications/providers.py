@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -521,6 +522,11 @@ class _EnvironmentSettings:
         return {k: dict(v) if isinstance(v, dict) else v for k, v in settings.items()}
 
 
+# Connections kept per provider host: as many as a dispatch run's sender threads at most
+# (dispatch._MAX_PACED_SENDERS is this).
+SEND_CONNECTIONS = 32
+
+
 class RebasingHttpClient(TwilioHttpClient):
     """Twilio's own HTTP client, optionally pointed at another base URL, logging nothing private."""
 
@@ -532,6 +538,16 @@ class RebasingHttpClient(TwilioHttpClient):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("base_url must look like http://host:port")
         self._local = threading.local()
+        if self.session is not None:
+            # twilio mounts https:// with min(32, cores + 4) pooled connections (6 on two
+            # cores) and leaves http:// at requests' 10, while a paced dispatch run sends on
+            # up to SEND_CONNECTIONS threads at once: every send beyond the pool's size
+            # opened a new connection (a TLS handshake to Twilio) and threw it away after.
+            for scheme in ("https://", "http://"):
+                mounted = self.session.adapters.get(scheme)
+                retries = getattr(mounted, "max_retries", 0)
+                adapter = HTTPAdapter(pool_maxsize=SEND_CONNECTIONS, max_retries=retries)
+                self.session.mount(scheme, adapter)
         # urllib3 logs every request line at DEBUG, query string (and so the number of
         # a lookup) included.
         _redact_transport_logs()

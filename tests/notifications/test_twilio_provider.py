@@ -562,3 +562,42 @@ def test_a_post_cut_off_mid_body_creates_nothing_and_is_not_counted(fake_twilio)
     assert len(fake_twilio.torn_posts()) == 1
     assert fake_twilio.posts() == []
     assert fake_twilio.messages == {}
+
+
+# ---- connections -----------------------------------------------------------------
+
+
+def test_every_sender_of_a_paced_run_keeps_its_connection(
+    twilio_provider: TwilioProvider, fake_twilio: FakeTwilio
+) -> None:
+    from service.notifications.dispatch import _MAX_PACED_SENDERS
+
+    session = twilio_provider.client.http_client.session
+    for scheme in ("https://", "http://"):  # Twilio's, and the fake server's
+        pool_kw = session.adapters[scheme].poolmanager.connection_pool_kw
+        assert pool_kw["maxsize"] >= _MAX_PACED_SENDERS
+    # each answer takes 50 ms, so every round's sends are in flight together
+    fake_twilio.timeout_next(3 * _MAX_PACED_SENDERS, seconds=0.05)
+    start = threading.Barrier(_MAX_PACED_SENDERS)
+    failures: list[BaseException] = []
+
+    def sender(n: int) -> None:
+        try:
+            for round_ in range(3):
+                start.wait(timeout=10)
+                send(twilio_provider, key=f"k{n}-{round_}", to=f"+1555200{n:04d}")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(_MAX_PACED_SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures
+    assert len(fake_twilio.messages) == 3 * _MAX_PACED_SENDERS
+    pools = session.get_adapter(fake_twilio.base_url).poolmanager.pools
+    # urllib3's RecentlyUsedContainer refuses iteration itself; keys() is its way
+    opened = sum(pools[key].num_connections for key in pools.keys())  # noqa: SIM118
+    # a connection per sender at most, each reused: none opened and thrown away after its send
+    assert _MAX_PACED_SENDERS // 2 <= opened <= _MAX_PACED_SENDERS
