@@ -54,6 +54,22 @@ def test_the_deploy_config_runs_threaded_workers() -> None:
     assert tuned["accesslog"] is None  # off
 
 
+def test_a_worker_freezes_what_it_loaded_once_the_app_is_up() -> None:
+    import gc
+
+    hook = _config()["post_worker_init"]
+    before = gc.get_freeze_count()
+    loaded = len(gc.get_objects())
+    try:
+        hook(None)
+        # everything the collector tracked is now in the permanent generation
+        assert gc.get_freeze_count() >= before + loaded // 2
+        assert len(gc.get_objects()) < loaded // 2
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
