@@ -74,7 +74,7 @@ PROFILES = {
     # Quick: sized to finish both backends in about three minutes on a quiet 2-core machine;
     # the engine's per-row cost (not the queries) is what bounds these sizes.
     "quick": Profile("quick", clients=400, small_clients=75, misses_due=200, misses_reps=2,
-                     busy_due=500, http_seconds=3, http_connections=4, feed_requests=100,
+                     busy_due=500, http_seconds=5, http_connections=4, feed_requests=100,
                      dispatch_messages=200, mps=50, mps_messages=100, import_meetings=10_000,
                      scheduler_seconds=30),
     "full": Profile("full", clients=100_000, small_clients=75, misses_due=1_000, misses_reps=3,
