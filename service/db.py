@@ -180,7 +180,10 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+            # value.replace(tzinfo=UTC), the same date, time, fold and tzinfo, without the
+            # keyword parsing that makes replace() several times slower (~1 µs a value;
+            # a busy minute's sweep reads a few thousand).
+            return datetime.combine(value, value.time(), UTC)
         return value.astimezone(UTC)
 
 
@@ -196,6 +199,22 @@ def new_id(prefix: str) -> str:
     # top 130 of 160 bits, they are the first 26 characters of its RFC 4648 base32.
     digits = base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_BASE32)
     return f"{prefix}_{digits.decode('ascii')}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """Return `count` fresh ids of `new_id(prefix)`'s form, made in one go (a batch's rows).
+
+    An id is the prefix, then 26 base-32 digits: the first 10 spell the millisecond (48 bits
+    after two zero bits), the last 16 its 80 random bits. So one `new_id` gives the batch its
+    time digits, and one base-32 encoding of 10 OS random bytes per id (two whole 5-byte
+    groups, so each id's 16 digits are its own 10 bytes') gives the rest: one call for the
+    OS's randomness and one encoding per batch instead of one of each per id.
+    """
+    if count <= 0:
+        return []
+    head = new_id(prefix)[: len(prefix) + 11]  # the prefix, "_" and the 10 time digits
+    digits = base64.b32encode(os.urandom(10 * count)).translate(_FROM_BASE32).decode("ascii")
+    return [head + digits[start : start + 16] for start in range(0, 16 * count, 16)]
 
 
 def new_secret(nbytes: int = 32) -> str:

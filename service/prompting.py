@@ -10,16 +10,16 @@ import random
 from collections import defaultdict, namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Row, Select, bindparam, select, text, type_coerce, update
+from sqlalchemy import Row, Select, bindparam, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
-from service.db import UTCDateTime, bound_list, db, id_in, in_bound
+from service.db import bound_list, db, id_in, in_bound
 from service.escalation import occurrence_label
 from service.events import append_event_rows, bind_values
 from service.models import (
@@ -125,38 +125,10 @@ def due_prompts_stmt(now: datetime) -> Select[Any]:
     )
 
 
-class _ReadUTC(UTCDateTime):
-    """`UTCDateTime` as the sweep's reads return it: the same aware UTC instant, made faster.
-
-    A naive stored value (SQLite) is made aware by `datetime.combine` instead of
-    `replace(tzinfo=UTC)`, whose keyword parsing costs several times as much (~1 µs a value;
-    a busy minute reads a few thousand); the same date, time, fold and tzinfo either way.
-    """
-
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return datetime.combine(value, value.time(), UTC)
-        return value.astimezone(UTC)
-
-
-_READ_UTC = _ReadUTC()
-
-
-def _read(column: Any) -> Any:
-    """A selected column, its instants (a UTCDateTime column's) read through `_ReadUTC`."""
-    if isinstance(column, Column) and isinstance(column.type, UTCDateTime):
-        return type_coerce(column, _READ_UTC).label(column.key)
-    return column
-
-
 def _due(*criteria: Any, order: Any) -> Select[Any]:
     # SKIP LOCKED: a second scheduler process takes other rows instead of waiting on these.
     return (
-        select(*(_read(_C[name]) for name in _DUE_COLUMNS))
+        select(*(_C[name] for name in _DUE_COLUMNS))
         .where(*criteria)
         .order_by(order)
         .limit(BATCH)
@@ -282,19 +254,13 @@ def _reads(postgresql: bool) -> dict[str, Select[Any]]:
 
     clients, contacts = Client.__table__, SupportContact.__table__
     reads = {
-        "client": select(*(_read(clients.c[n]) for n in _CLIENT_COLUMNS)).where(
-            by_ids(clients.c.id)
-        ),
-        "contact": select(*(_read(contacts.c[n]) for n in _CONTACT_COLUMNS)).where(
-            by_ids(contacts.c.id)
-        ),
+        "client": select(*(clients.c[n] for n in _CLIENT_COLUMNS)).where(by_ids(clients.c.id)),
+        "contact": select(*(contacts.c[n] for n in _CONTACT_COLUMNS)).where(by_ids(contacts.c.id)),
     }
     for source_type, model in (("meeting_plan", MeetingPlan), ("commitment", Commitment)):
         columns, joined = source_facts_select(model)
         reads[source_type] = (
-            select(*(_read(c) for c in columns))
-            .select_from(joined)
-            .where(by_ids(model.__table__.c.id))
+            select(*columns).select_from(joined).where(by_ids(model.__table__.c.id))
         )
     return reads
 

@@ -433,21 +433,24 @@ def test_the_sweeps_reads_return_the_instants_the_plain_columns_return(people):
         assert row.due_at.tzinfo is UTC and row.event_at.tzinfo is UTC
 
 
-def test_read_utc_is_utcdatetimes_value_for_naive_and_aware_values():
+def test_utcdatetime_reads_a_value_as_replace_and_astimezone_would():
+    """UTCDateTime makes naive stored values aware by datetime.combine (the sweeps read a few
+    thousand a minute); the result is replace(tzinfo=UTC)'s: same instant, tzinfo and fold."""
     from zoneinfo import ZoneInfo
 
     from service.db import UTCDateTime
 
-    plain, fast = UTCDateTime(), prompting._ReadUTC()
+    column = UTCDateTime()
     for value in (
-        None,
         datetime(2026, 11, 1, 5, 30, 1, 7),
         datetime(2026, 11, 1, 1, 30, fold=1),
         datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")),
         datetime(2026, 11, 1, 6, 30, 0, 999999, tzinfo=UTC),
     ):
-        want = plain.process_result_value(value, None)
-        got = fast.process_result_value(value, None)
-        assert got == want and (
-            got is None or (got.tzinfo is want.tzinfo and got.fold == want.fold)
-        )
+        want = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        got = column.process_result_value(value, None)
+        assert got == want and got.tzinfo is UTC and got.fold == want.fold
+        assert (got.year, got.month, got.day, got.hour, got.minute, got.second,
+                got.microsecond) == (want.year, want.month, want.day, want.hour, want.minute,
+                                     want.second, want.microsecond)  # fmt: skip
+    assert column.process_result_value(None, None) is None
