@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, id_in, new_id
+from service.db import db, id_in, new_ids
 from service.events import bind_values
 from service.models import Message
 
@@ -167,27 +165,6 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
             found = select(table.c.id).where(id_in(table.c.id, chunk_ids))
             written.update(db.session.scalars(found))
     return _queued(keys, ids, written)
-
-
-def new_ids(prefix: str, count: int) -> list[str]:
-    """Return `count` fresh ids of `new_id(prefix)`'s form, made in one go.
-
-    An id is the prefix, then 26 base-32 digits: the first 10 spell the millisecond (48 bits
-    after two zero bits), the last 16 its 80 random bits. So one `new_id` gives the batch its
-    time digits, and one base-32 encoding of 10 OS random bytes per id (two whole 5-byte
-    groups, so each id's 16 digits are its own 10 bytes') gives the rest: one call for the
-    OS's randomness per batch instead of one per id.
-    """
-    if count <= 0:
-        return []
-    head = new_id(prefix)[: len(prefix) + 11]  # the prefix, "_" and the 10 time digits
-    digits = base64.b32encode(os.urandom(10 * count)).translate(_FROM_BASE32).decode("ascii")
-    return [head + digits[start : start + 16] for start in range(0, 16 * count, 16)]
-
-
-_FROM_BASE32 = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz"
-)
 
 
 def _queued(keys: list[str], ids: list[str], written: set[str]) -> set[str]:

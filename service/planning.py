@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime, String, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from service.db import UTCDateTime, db, id_in, insert_new_rows, new_id
+from service.db import UTCDateTime, db, id_in, insert_new_rows, new_ids
 from service.escalation import occurrence_label
 from service.events import (
     append_event,
@@ -485,7 +485,7 @@ def sync_sources(
         plans.append((source, source_type, wanted))
     # Ids are time-ordered only to the millisecond: sorted, they follow the order the rows
     # were made in (as ids made one INSERT apart did), which is what listings page by.
-    for values, row_id in zip(new_rows, sorted(new_id("ci") for _ in new_rows), strict=True):
+    for values, row_id in zip(new_rows, sorted(new_ids("ci", len(new_rows))), strict=True):
         values["id"] = row_id
     # Cancellations and revivals first, then the planned rows' events: the order made in.
     append_events(events)

@@ -16,10 +16,8 @@ Policies (DESIGN):
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service import checkins
 from service.alerts import raise_alert
-from service.db import db, new_id
+from service.db import db, new_id, new_ids
 from service.events import append_event
 from service.meeting_import.mapping import (
     MAX_SLUG,
@@ -423,25 +421,6 @@ class _Inserter:
         if bound is None:
             bound = self._types_bound[key] = process(types)
         return bound
-
-
-def new_ids(prefix: str, count: int) -> list[str]:
-    """Return `count` fresh ids of `new_id(prefix)`'s form, made in one go.
-
-    An id is the prefix, then 26 base-32 digits: the first 10 spell the millisecond (48 bits
-    after two zero bits), the last 16 its 80 random bits. So one `new_id` gives the batch its
-    time digits, and one base-32 encoding of 10 random bytes per id gives the rest (10 bytes
-    are two whole 5-byte groups, so each id's 16 digits are its own 10 bytes'), instead of
-    a 128-bit integer and an encoding per id.
-    """
-    head = new_id(prefix)[: len(prefix) + 11]  # "mt_" and the 10 time digits
-    digits = base64.b32encode(os.urandom(10 * count)).translate(_FROM_BASE32).decode("ascii")
-    return [head + digits[start : start + 16] for start in range(0, 16 * count, 16)]
-
-
-_FROM_BASE32 = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz"
-)
 
 
 def _bind_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:

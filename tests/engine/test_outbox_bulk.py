@@ -116,8 +116,7 @@ def _crockford_value(digits: str) -> int:
 def test_new_ids_have_new_ids_form_time_and_random_bits():
     import time
 
-    from service.db import new_id
-    from service.outbox import new_ids
+    from service.db import new_id, new_ids
 
     before = time.time_ns() // 1_000_000
     single = new_id("ms")

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from service.db import db, new_id
+from service.db import db
 from service.meeting_import import detect, mapping, normalize, sources, types
 from service.meeting_import.mapping import meeting_values
 from service.meeting_import.records import MeetingRecord, record_from
-from service.meeting_import.store import _Inserter, new_ids
+from service.meeting_import.store import _Inserter
 from service.meeting_import.tsml import parse_tsml
 from service.models import Meeting, MeetingFeed
 from tests.imports.support import tsml_row
@@ -218,20 +218,6 @@ def test_nfkc_host_names_are_left_to_urlsplit() -> None:
     value = "https://exa\uff4dple.org/"
     assert unicodedata.normalize("NFKC", value) != value
     assert normalize.http_url(value) == _general_http_url(value)
-
-
-def test_new_ids_have_new_ids_form_and_time() -> None:
-    before = new_id("mt")
-    ids = new_ids("mt", 1000)
-    after = new_id("mt")
-    assert len(set(ids)) == 1000
-    for made in ids:
-        assert len(made) == len(before) and made.startswith("mt_")
-        assert set(made[3:]) <= set("0123456789abcdefghjkmnpqrstvwxyz")
-        # The first 10 digits are the millisecond: ordered between the two new_id calls.
-        assert before[3:13] <= made[3:13] <= after[3:13]
-    # The random digits use the whole alphabet, as new_id's do.
-    assert len({ch for made in ids for ch in made[13:]}) == 32
 
 
 @SETTINGS
