@@ -1,5 +1,6 @@
-"""bench/run.py's insert floor on SQLite: the step's rows inserted into a copy of the database
-taken before the step, with the earlier delete-and-reinsert floor measured beside it."""
+"""bench/run.py's setups and floors: the insert floor on SQLite (the step's rows inserted into a
+copy of the database taken before the step, the delete-and-reinsert floor measured beside it),
+and the check-ins the detect-misses row re-arms."""
 
 from __future__ import annotations
 
@@ -54,5 +55,34 @@ def test_the_floor_inserts_the_steps_rows_into_the_database_the_step_found(
         assert n == 10 and seconds > 0 and reinsert is not None and reinsert > 0
         assert not snapshot.exists() and not Path(f"{snapshot}-wal").exists()
         assert _count(engine, mine) == 10  # the bench database keeps the step's rows
+    finally:
+        engine.dispose()
+
+
+def test_the_detect_misses_rows_are_ones_the_sweep_closes(tmp_path: Path) -> None:
+    """DueRows re-arms answered check-ins older than any window, so the sweep closes every one
+    of them (a recent one's prompt would get its window extended instead)."""
+    from bench.run import DueRows
+    from service.db import db
+    from service.jobs import sweeps
+
+    url = f"sqlite:///{tmp_path / 'due.db'}"
+    generate(url, 5, seed=2, now=NOW)
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    engine = create_engine(url)
+    checkins = _t("checkins")
+    try:
+        due = DueRows(engine, 40, NOW)
+        assert len(due.ids) == 40
+        with engine.connect() as conn:
+            ages = conn.execute(
+                select(checkins.c.event_at).where(checkins.c.id.in_(due.ids))
+            ).scalars()
+            assert all(NOW - at >= DueRows.AGE for at in ages)
+        due.arm()
+        with app.app_context():
+            assert sweeps.detect_misses_and_skips(NOW) == 40
+            db.session.remove()
+        due.restore()
     finally:
         engine.dispose()
