@@ -8,7 +8,7 @@ import os
 import secrets
 import select as io_select
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,6 +189,12 @@ class UTCDateTime(TypeDecorator):
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+
+
+def bind_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """Return the function SQLAlchemy applies to a column's values on this dialect, if any:
+    for driver-level statements that bind values as the column would."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
 def new_id(prefix: str) -> str:

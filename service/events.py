@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, insert, literal_column, select, text, tuple_
 
-from service.db import db
+from service.db import bind_processor, db
 from service.models import Event
 
 # The oldest transaction of THIS database still in flight, other than the reader's own
@@ -207,10 +207,7 @@ _MISSING = object()
 def _event_rows_processors(dialect: Any) -> list[Any]:
     """Each EVENT_ROW_COLUMNS column's bind processor (None where values go as they are)."""
     table = Event.__table__
-    return [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        for name in EVENT_ROW_COLUMNS
-    ]
+    return [bind_processor(table.c[name], dialect) for name in EVENT_ROW_COLUMNS]
 
 
 def _postgres() -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, bindparam, or_, select
 
-from service.db import db
+from service.db import bind_processor, db
 from service.models import Client, Commitment, MeetingPlan
 from service.planning import (
     ClientFacts,
@@ -209,5 +209,5 @@ _PARAM = {"postgresql": "%(previous)s", "sqlite": ":previous"}
 
 def _watermark_processor(model: type[Source], dialect: Any) -> Any:
     """Bind a watermark as SQLAlchemy binds `planned_until` (UTC; naive on SQLite)."""
-    process = model.__table__.c.planned_until.type.dialect_impl(dialect).bind_processor(dialect)
+    process = bind_processor(model.__table__.c.planned_until, dialect)
     return process or (lambda value: value)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.db import db, id_in, new_ids
+from service.db import bind_processor, db, id_in, new_ids
 from service.events import bind_values
 from service.models import Message
 
@@ -139,8 +139,7 @@ def enqueue_messages(texts: list[dict[str, Any]]) -> set[str]:
     dialect = conn.dialect
     table = Message.__table__
     columns = [
-        bind_values(table.c[name].type.dialect_impl(dialect).bind_processor(dialect), values[name])
-        for name in _COLUMNS
+        bind_values(bind_processor(table.c[name], dialect), values[name]) for name in _COLUMNS
     ]
     written: set[str] = set()
     if dialect.name == "postgresql":

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime, String, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from service.db import UTCDateTime, db, id_in, insert_new_rows, new_ids
+from service.db import UTCDateTime, bind_processor, db, id_in, insert_new_rows, new_ids
 from service.escalation import occurrence_label
 from service.events import (
     append_event,
@@ -557,8 +557,8 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
         # nothing built or compiled per batch.
         conn = db.session.connection()
         table = CheckIn.__table__
-        occurrence = table.c.occurrence.type.dialect_impl(dialect).bind_processor(dialect)
-        instant = table.c.event_at.type.dialect_impl(dialect).bind_processor(dialect)
+        occurrence = bind_processor(table.c.occurrence, dialect)
+        instant = bind_processor(table.c.event_at, dialect)
         found = conn.exec_driver_sql(
             _SQLITE_PROBE,
             {
@@ -746,7 +746,7 @@ def _bound_columns(rows: list[dict[str, object]], dialect: Any) -> list[list[obj
     columns = []
     for name in _NEW_COLUMNS:
         values = [row[name] for row in rows]
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        process = bind_processor(table.c[name], dialect)
         columns.append(bind_values(process, values))
     return columns
 
@@ -869,7 +869,7 @@ def _write_planned_postgresql(rows: list[dict[str, object]], now: datetime) -> s
     db.session.flush()
     dialect = conn.dialect
     serialize = getattr(dialect, "_json_serializer", None) or json.dumps
-    occurred_at = Event.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    occurred_at = bind_processor(Event.__table__.c.occurred_at, dialect)
     inserted: set[str] = set()
     for start in range(0, len(rows), PG_INSERT_CHUNK):
         chunk = rows[start : start + PG_INSERT_CHUNK]

@@ -19,7 +19,7 @@ from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
-from service.db import bound_list, db, id_in, in_bound
+from service.db import bind_processor, bound_list, db, id_in, in_bound
 from service.escalation import occurrence_label
 from service.events import append_event_rows, bind_values
 from service.models import (
@@ -706,7 +706,7 @@ _CLAIM_REMINDERS_SQLITE = (
 
 def _instant(conn: Any) -> Callable[[Any], Any]:
     """The bind processing of a UTC instant column on this connection's dialect."""
-    process = _C.closes_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    process = bind_processor(_C.closes_at, conn.dialect)
     return process or (lambda value: value)
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service import checkins
 from service.alerts import raise_alert
-from service.db import db, new_id, new_ids
+from service.db import bind_processor, db, new_id, new_ids
 from service.events import append_event
 from service.meeting_import.mapping import (
     MAX_SLUG,
@@ -340,9 +340,9 @@ class _Inserter:
             parameters = dict
         self._statement = (compiled.string, parameters)
         for key, value in self._shared.items():
-            process = _bind_processor(table.c[key], dialect)
+            process = bind_processor(table.c[key], dialect)
             self._shared_bound[key] = value if process is None else process(value)
-        self._types_processor = _bind_processor(table.c.types, dialect)
+        self._types_processor = bind_processor(table.c.types, dialect)
 
     def _flush_recordset(self, connection: Any) -> None:
         if self._recordset is None:
@@ -408,7 +408,7 @@ class _Inserter:
         sql += f"FROM ROWS FROM ({arrays}) AS r({names})"
         params: dict[str, Any] = {}
         for key, value in self._shared.items():
-            process = _bind_processor(table.c[key], dialect)
+            process = bind_processor(table.c[key], dialect)
             params[key] = value if process is None else process(value)
         return sql, varying, params
 
@@ -421,11 +421,6 @@ class _Inserter:
         if bound is None:
             bound = self._types_bound[key] = process(types)
         return bound
-
-
-def _bind_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """Return the function SQLAlchemy applies to a column's values on this dialect, if any."""
-    return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
 def _batches(items: Iterable[str]) -> Iterable[list[str]]:
