@@ -352,9 +352,10 @@ TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 # evaluated, and a 304 carries no Last-Modified (werkzeug drops it); whatever else a poll
 # may need (a 200, a pause on record) is answered through TOKEN_STATE.
 POLL_STATE = Prepared(cache(lambda: _token_statement(latest=False)), digest="")
-# POLL_STATE's values from a cheaper form of it, for PostgreSQL only (PollReader): about a
-# sixth less of the server's CPU per poll (LATERAL aggregates keyed on the token row, the
-# meetings read with the plans). Tests hold it to POLL_STATE's values.
+# POLL_STATE's values from a cheaper form of it, for PostgreSQL only (poll_etag there, with
+# or without a PollReader): about a sixth less of the server's CPU per poll (LATERAL
+# aggregates keyed on the token row, the meetings read with the plans). Tests hold it to
+# POLL_STATE's values.
 POLL_STATE_LATERAL = Prepared(cache(_lateral_poll_statement), digest="")
 
 

@@ -436,18 +436,19 @@ def poll_etag(
     """For a poll with If-None-Match: (ETag, the token's last_seen_at) of a live client feed
     with no pause on record, from one query that leaves out what only Last-Modified needs
     (POLL_STATE) and without the session; None when live_feed must decide instead (a miss,
-    a therapist's feed, a pause on record). The ETag is live_feed's validator's. With a
-    reader (PostgreSQL), the query runs on its thread's connection; else on the engine's
-    pool (standalone_first). The reader runs POLL_STATE_LATERAL (PostgreSQL's cheaper form of
-    POLL_STATE, the same values).
+    a therapist's feed, a pause on record). The ETag is live_feed's validator's. On
+    PostgreSQL the query is POLL_STATE_LATERAL (its cheaper form there, the same values).
+    With a reader (PostgreSQL), it runs on its thread's connection; else on the engine's
+    pool (standalone_first).
     """
     if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
         return None
     wanted = crypto.digest(token)
+    poll = POLL_STATE_LATERAL if engine.dialect.name == "postgresql" else POLL_STATE
     if reader is not None:
-        values = reader.first(POLL_STATE_LATERAL, digest=wanted)
+        values = reader.first(poll, digest=wanted)
     else:
-        values = standalone_first(POLL_STATE, engine, digest=wanted)
+        values = standalone_first(poll, engine, digest=wanted)
     if values is None:
         return None
     _id, digest, revoked_at, last_seen_at, client_id = values[:5]
