@@ -96,28 +96,10 @@ def _client_sources(client_id: Any, *, latest: bool = True) -> tuple[list[Any], 
     only Last-Modified uses) is left out.
     """
 
-    def of(model: Any, *columns: Any) -> Any:
-        return select(*columns).where(model.client_id == client_id).subquery()
+    def of(model: Any) -> Any:
+        return select(*_aggregates(model)).where(model.client_id == client_id).subquery()
 
-    plans = of(
-        MeetingPlan,
-        func.count(),
-        func.max(MeetingPlan.updated_at),
-        func.sum(MeetingPlan.revision),
-        func.max(MeetingPlan.paused_until),
-        func.min(MeetingPlan.paused_until),
-    )
-    commitments = of(
-        Commitment,
-        func.count(),
-        func.max(Commitment.updated_at),
-        func.sum(Commitment.revision),
-        func.max(Commitment.paused_until),
-        func.min(Commitment.paused_until),
-    )
-    activities = of(
-        Activity, func.count(), func.max(Activity.updated_at), func.sum(Activity.revision)
-    )
+    plans, commitments, activities = of(MeetingPlan), of(Commitment), of(Activity)
     meetings = (
         select(func.max(Meeting.updated_at), func.sum(Meeting.revision))
         .join_from(Meeting, MeetingPlan, MeetingPlan.meeting_id == Meeting.id)
@@ -130,21 +112,40 @@ def _client_sources(client_id: Any, *, latest: bool = True) -> tuple[list[Any], 
     # of all (a check-in leaving the filtered set, an excuse corrected to "confirmed",
     # changes the count and the ETag but not the filtered max). (One backward index lookup
     # per status for the latter measured slower at ~200 check-ins per client.)
-    # Statuses are constants, rendered into the SQL as literals: as parameters they made
-    # PostgreSQL cost the prepared statement's generic plan above a custom one, so every poll
-    # was planned afresh (planning took longer than running it).
-    statuses = bindparam("off_statuses", OFF_STATUSES, expanding=True, literal_execute=True)
-    off = (CheckIn.client_id == client_id) & CheckIn.status.in_(statuses)
-    off_rows = select(func.count().label("n"), func.max(CheckIn.updated_at).label("changed"))
-    off_rows = off_rows.where(off).subquery()
+    off_rows = _off_checkins(client_id).subquery()
     checkin_columns = [off_rows.c.n, off_rows.c.changed]
     if latest:
         every = CheckIn.client_id == client_id
         checkin_columns.append(select(func.max(CheckIn.updated_at)).where(every).label("latest"))
     checkins = select(*checkin_columns).subquery()
     p, c, a, m, k = (list(sub.c) for sub in (plans, commitments, activities, meetings, checkins))
-    columns = [*p[:4], *c[:4], *a, *m, p[4], c[4], *k]
-    return [plans, commitments, activities, meetings, checkins], columns
+    return [plans, commitments, activities, meetings, checkins], _in_order(p, c, a, m, k)
+
+
+def _aggregates(model: Any) -> list[Any]:
+    """A source table's aggregates over a client's rows: count, latest change, revisions and,
+    for the pausable ones (plans, commitments), the latest and earliest pause."""
+    columns = [func.count(), func.max(model.updated_at), func.sum(model.revision)]
+    if model is not Activity:
+        columns += [func.max(model.paused_until), func.min(model.paused_until)]
+    return columns
+
+
+def _off_checkins(client_id: Any) -> Select[Any]:
+    """The count and latest change of a client's check-ins that take an occurrence off."""
+    # Statuses are constants, rendered into the SQL as literals: as parameters they made
+    # PostgreSQL cost the prepared statement's generic plan above a custom one, so every poll
+    # was planned afresh (planning took longer than running it).
+    statuses = bindparam("off_statuses", OFF_STATUSES, expanding=True, literal_execute=True)
+    return select(func.count().label("n"), func.max(CheckIn.updated_at).label("changed")).where(
+        CheckIn.client_id == client_id, CheckIn.status.in_(statuses)
+    )
+
+
+def _in_order(p: list[Any], c: list[Any], a: list[Any], m: list[Any], k: list[Any]) -> list[Any]:
+    """The sources' columns in _client_sources' order from plans', commitments', activities',
+    meetings' and check-ins' aggregates (see _PAUSES): the pauses' minimums after the rest."""
+    return [*p[:4], *c[:4], *a, *m, p[4], c[4], *k]
 
 
 def _joined(base: Any, subqueries: list[Any]) -> Any:
@@ -303,38 +304,19 @@ def _lateral_poll_statement() -> Select[Any]:
     digest = bindparam("digest", type_=String())
     client_id = FeedToken.client_id
     plans = (
-        select(
-            func.count(),
-            func.max(MeetingPlan.updated_at),
-            func.sum(MeetingPlan.revision),
-            func.max(MeetingPlan.paused_until),
-            func.min(MeetingPlan.paused_until),
-            func.max(Meeting.updated_at),
-            func.sum(Meeting.revision),
-        )
+        select(*_aggregates(MeetingPlan), func.max(Meeting.updated_at), func.sum(Meeting.revision))
         .join_from(MeetingPlan, Meeting, Meeting.id == MeetingPlan.meeting_id)
         .where(MeetingPlan.client_id == client_id)
         .lateral()
     )
-    commitments = select(
-        func.count(),
-        func.max(Commitment.updated_at),
-        func.sum(Commitment.revision),
-        func.max(Commitment.paused_until),
-        func.min(Commitment.paused_until),
-    )
-    commitments = commitments.where(Commitment.client_id == client_id).lateral()
-    activities = select(
-        func.count(), func.max(Activity.updated_at), func.sum(Activity.revision)
-    ).where(Activity.client_id == client_id)
-    activities = activities.lateral()
-    # As _client_sources: the statuses rendered as literals.
-    statuses = bindparam("off_statuses", OFF_STATUSES, expanding=True, literal_execute=True)
-    checkins = select(func.count().label("n"), func.max(CheckIn.updated_at).label("changed"))
-    checkins = checkins.where(CheckIn.client_id == client_id, CheckIn.status.in_(statuses))
-    checkins = checkins.lateral()
+
+    def of(model: Any) -> Any:
+        return select(*_aggregates(model)).where(model.client_id == client_id).lateral()
+
+    commitments, activities = of(Commitment), of(Activity)
+    checkins = _off_checkins(client_id).lateral()
     p, c, a, k = (list(sub.c) for sub in (plans, commitments, activities, checkins))
-    sources = [*p[:4], *c[:4], *a, *p[5:7], p[4], c[4], *k]
+    sources = _in_order(p[:5], c, a, p[5:7], k)
     joined = FeedToken.__table__.outerjoin(Client, Client.id == FeedToken.client_id)
     return (
         select(*_TOKEN_COLUMNS, *_OWN_COLUMNS, *sources)
