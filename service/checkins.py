@@ -118,27 +118,23 @@ _CLOSED = ("missed", "skipped")
 _CHECKINS = CheckIn.__table__
 
 
-def _answer_once(answerable: tuple[str, ...]) -> Any:
-    """UPDATE a check-in still in one of these states to its answer; RETURNING its id (none
-    when it has moved on). Built once (Core: the ORM's bulk-update path is not needed)."""
-    values = ("status", "responded_at", "responded_by", "channel", "skip_reason", "updated_at")
+def _update_if(states: tuple[str, ...], columns: tuple[str, ...], returning: Any) -> Any:
+    """UPDATE these columns of check-in `checkin_id` if it is still in one of these states;
+    RETURNING `returning` (no row when it has moved on). Built once (Core: the ORM's
+    bulk-update path is not needed)."""
     return (
         _CHECKINS.update()
-        .where(_CI.id == bindparam("checkin_id"), _CI.status.in_(answerable))
-        .values({key: bindparam(key, type_=_CI[key].type) for key in values})
-        .returning(_CI.id)
+        .where(_CI.id == bindparam("checkin_id"), _CI.status.in_(states))
+        .values({key: bindparam(key, type_=_CI[key].type) for key in columns})
+        .returning(returning)
     )
 
 
-_ANSWER_BY_SMS = _answer_once(("prompted",))  # by SMS only a prompted check-in
-_ANSWER_BY_STAFF = _answer_once(("prompted", "scheduled"))
+_ANSWER_COLUMNS = ("status", "responded_at", "responded_by", "channel", "skip_reason", "updated_at")
+_ANSWER_BY_SMS = _update_if(("prompted",), _ANSWER_COLUMNS, _CI.id)  # by SMS: prompted only
+_ANSWER_BY_STAFF = _update_if(("prompted", "scheduled"), _ANSWER_COLUMNS, _CI.id)
 # The late reply on a check-in still closed, RETURNING the status it has.
-_RECORD_LATE = (
-    _CHECKINS.update()
-    .where(_CI.id == bindparam("checkin_id"), _CI.status.in_(_CLOSED))
-    .values({key: bindparam(key, type_=_CI[key].type) for key in _LATE_COLUMNS})
-    .returning(_CI.status)
-)
+_RECORD_LATE = _update_if(_CLOSED, _LATE_COLUMNS, _CI.status)
 
 
 def correct_checkin(
