@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 
 from service import alerts
 from service.db import db
@@ -138,18 +138,14 @@ def recheck_after_confirmation(checkin: CheckIn, *, now: datetime) -> None:
     """Resolve a week's quota_unmet alert once a late confirmation brings it up to target."""
     if checkin.source_type != "meeting_plan":
         return
-    client = db.session.get(Client, checkin.client_id)
+    # Most confirmations find no unmet quota: looked for first, without loading the client.
+    open_alerts = alerts.unresolved(_UNMET_QUOTAS, {"client_id": checkin.client_id})
+    client = db.session.get(Client, checkin.client_id) if open_alerts else None
     if client is None:
         return
     monday = week_start(checkin.event_at.astimezone(get_zone(client.timezone)).date())
-    open_alerts = db.session.scalars(
-        select(Alert).where(
-            Alert.client_id == client.id,
-            Alert.kind == "quota_unmet",
-            Alert.occurrence == iso_week_label(monday),
-            Alert.status != "resolved",
-        )
-    ).all()
+    week = iso_week_label(monday)
+    open_alerts = [alert for alert in open_alerts if alert.occurrence == week]
     if not open_alerts:
         return
     count = confirmed_meetings(client.id, *week_bounds(monday, client.timezone))
@@ -158,6 +154,14 @@ def recheck_after_confirmation(checkin: CheckIn, *, now: datetime) -> None:
         if commitment is not None and count >= (commitment.target or 0):
             alert.detail = {**(alert.detail or {}), "count": count}
             alerts.resolve_alert(alert, therapist_id="quota_met", now=now)
+
+
+# The client's unresolved quota_unmet alerts, of any week (ix_alerts_client_id).
+_UNMET_QUOTAS = select(Alert.__table__.c.id).where(
+    Alert.__table__.c.client_id == bindparam("client_id"),
+    Alert.__table__.c.kind == "quota_unmet",
+    Alert.__table__.c.status != "resolved",
+)
 
 
 def live_quotas_stmt() -> Select[tuple[Commitment]]:
