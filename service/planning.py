@@ -11,10 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, String, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 
-from service.db import UTCDateTime, bind_processor, db, id_in, insert_new_rows, new_ids
+from service.db import bind_processor, db, id_in, insert_new_rows, new_ids
 from service.escalation import occurrence_label
 from service.events import (
     append_event,
@@ -550,71 +549,58 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
     PostgreSQL probes each source's own range of the unique (source, occurrence) index (a
     LATERAL per id): a bitmap scan of every source's occurrences in the window, which the
     planner prefers for a long id array, grows with the population instead of the batch.
+    SQLite and PostgreSQL run `_existing_conditions` as fixed driver SQL, values bound as
+    their columns bind them: nothing built or compiled per batch. PostgreSQL's id array
+    goes in binary (a text array literal of 1,000 ids costs psycopg ~2.6 ms to write out,
+    the binary array ~0.5 ms).
     """
     dialect = db.session.get_bind().dialect
-    if dialect.name == "sqlite":
-        # `_existing_conditions` as fixed SQL, values bound as their columns bind them:
-        # nothing built or compiled per batch.
-        conn = db.session.connection()
-        table = CheckIn.__table__
-        occurrence = bind_processor(table.c.occurrence, dialect)
-        instant = bind_processor(table.c.event_at, dialect)
-        found = conn.exec_driver_sql(
-            _SQLITE_PROBE,
-            {
-                "source_type": source_type,
-                "ids": json.dumps(ids),
-                "occurrence_lo": occurrence(_naive(lo) - _OCCURRENCE_MARGIN),
-                "occurrence_hi": occurrence(_naive(hi) + _OCCURRENCE_MARGIN),
-                "lo": instant(lo),
-                "hi": instant(hi),
-            },
-        )
-        return found.first() is not None
-    if dialect.name != "postgresql":
+    probe = _PROBES.get(dialect.name)
+    if probe is None:
         conditions = _existing_conditions(source_type, ids, lo, hi)
         stmt = select(CheckIn.__table__.c.id).where(*conditions).limit(1)
         return db.session.execute(stmt).first() is not None
-    found = db.session.execute(
-        _PG_PROBE,
+    conn = db.session.connection()
+    table = CheckIn.__table__
+    occurrence = bind_processor(table.c.occurrence, dialect) or _same
+    instant = bind_processor(table.c.event_at, dialect) or _same
+    found = conn.exec_driver_sql(
+        probe,
         {
             "source_type": source_type,
-            "ids": ids,
-            "occurrence_lo": _naive(lo) - _OCCURRENCE_MARGIN,
-            "occurrence_hi": _naive(hi) + _OCCURRENCE_MARGIN,
-            "lo": lo,
-            "hi": hi,
+            "ids": json.dumps(ids) if dialect.name == "sqlite" else ids,
+            "occurrence_lo": occurrence(_naive(lo) - _OCCURRENCE_MARGIN),
+            "occurrence_hi": occurrence(_naive(hi) + _OCCURRENCE_MARGIN),
+            "lo": instant(lo),
+            "hi": instant(hi),
         },
     )
     return found.first() is not None
 
 
-_SQLITE_PROBE = (
-    "SELECT checkins.id FROM checkins WHERE checkins.source_type = :source_type"
-    " AND checkins.source_id IN (SELECT value FROM json_each(:ids))"
-    " AND checkins.occurrence >= :occurrence_lo AND checkins.occurrence < :occurrence_hi"
-    " AND checkins.event_at >= :lo AND checkins.event_at < :hi LIMIT 1"
-)
+def _same(value: Any) -> Any:
+    return value
 
 
-_PG_PROBE = text(
-    """
-    SELECT 1 FROM unnest(CAST(:ids AS varchar[])) AS source (id)
+_PROBES = {
+    "sqlite": (
+        "SELECT checkins.id FROM checkins WHERE checkins.source_type = :source_type"
+        " AND checkins.source_id IN (SELECT value FROM json_each(:ids))"
+        " AND checkins.occurrence >= :occurrence_lo AND checkins.occurrence < :occurrence_hi"
+        " AND checkins.event_at >= :lo AND checkins.event_at < :hi LIMIT 1"
+    ),
+    "postgresql": """
+    SELECT 1 FROM unnest(%(ids)b::varchar[]) AS source (id)
     CROSS JOIN LATERAL (
       SELECT 1 FROM checkins
-       WHERE checkins.source_type = :source_type AND checkins.source_id = source.id
-         AND checkins.occurrence >= :occurrence_lo AND checkins.occurrence < :occurrence_hi
-         AND checkins.event_at >= :lo AND checkins.event_at < :hi
+       WHERE checkins.source_type = %(source_type)s AND checkins.source_id = source.id
+         AND checkins.occurrence >= %(occurrence_lo)s::timestamp
+         AND checkins.occurrence < %(occurrence_hi)s::timestamp
+         AND checkins.event_at >= %(lo)s::timestamptz AND checkins.event_at < %(hi)s::timestamptz
        LIMIT 1) AS hit
     LIMIT 1
-    """
-).bindparams(
-    bindparam("ids", type_=ARRAY(String)),
-    bindparam("occurrence_lo", type_=DateTime()),
-    bindparam("occurrence_hi", type_=DateTime()),
-    bindparam("lo", type_=UTCDateTime()),
-    bindparam("hi", type_=UTCDateTime()),
-)
+    """,
+}
 
 
 # Wider than any UTC offset (-12 h … +14 h) plus the longest DST gap a wall time moves by.
