@@ -534,7 +534,7 @@ def _existing_conditions(
     return (
         table.c.source_type == source_type,
         id_in(table.c.source_id, ids),
-        # The local occurrence is within a day or so of its instant in any zone;
+        # The local occurrence is within a UTC offset of its instant in any zone;
         # bounding it too lets the unique (source, occurrence) index range-scan.
         table.c.occurrence >= _naive(lo) - _OCCURRENCE_MARGIN,
         table.c.occurrence < _naive(hi) + _OCCURRENCE_MARGIN,
@@ -603,8 +603,13 @@ _PROBES = {
 }
 
 
-# Wider than any UTC offset (-12 h … +14 h) plus the longest DST gap a wall time moves by.
-_OCCURRENCE_MARGIN = timedelta(days=3)
+# How far a check-in's local occurrence can lie from its instant (UTC): its zone's UTC offset,
+# -12 h … +14 h. A wall time in a DST gap does not widen that: `resolve_local` reads it with
+# the offset in force before the gap, so occurrence - instant is still a real offset. One
+# hour to spare. Not days: the probe and the existing-rows query read every index entry of a
+# source in [lo - margin, hi + margin) and fetch its row to test `event_at`, so a 3-day
+# margin fetched ~3 past rows per daily commitment where 15 h fetches fewer than one.
+_OCCURRENCE_MARGIN = timedelta(hours=15)
 
 
 def _naive(instant: datetime) -> datetime:
