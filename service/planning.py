@@ -16,7 +16,6 @@ from sqlalchemy import select
 from service.db import bind_processor, db, id_in, insert_new_rows, new_ids
 from service.escalation import occurrence_label
 from service.events import (
-    append_event,
     append_events,
     append_serialized_event_rows,
     bind_values,
@@ -909,21 +908,3 @@ def _event_values(
             **extra,
         },
     }
-
-
-def checkin_event(kind: str, row: CheckIn, now: datetime, extra: dict[str, object]) -> None:
-    """Append a check-in event naming its source and local occurrence."""
-    append_event(
-        kind,
-        now=now,
-        practice_id=row.practice_id,
-        client_id=row.client_id,
-        subject_type="checkin",
-        subject_id=row.id,
-        payload={
-            "source_type": row.source_type,
-            "source_id": row.source_id,
-            "occurrence": occurrence_label(row.occurrence),
-            **extra,
-        },
-    )
