@@ -50,26 +50,49 @@ def test_an_unmet_weekly_quota_alerts_once_at_the_end_of_the_local_week(people):
     assert quota.quota_evaluated_week == "2026-11-30"
 
 
-def test_a_met_quota_raises_nothing_and_a_late_confirmation_resolves_an_unmet_one(people):
+def _monday_meetings_with_a_quota(people, *, quota_starts: date):
+    """Carol with a weekly quota of 1 meeting and a Monday 19:00 meeting plan from Nov 30,
+    planned through the week of Nov 30 and judged once it ended; return (quota, plan)."""
     carol = people.carol
-    make_commitment(carol, kind="meeting_quota", title="Meetings", rrule="FREQ=WEEKLY",
-                    time=None, target=1, starts_on=date(2026, 11, 30),
-                    created_at=utc("2026-11-27T17:00"))  # fmt: skip
+    quota = make_commitment(carol, kind="meeting_quota", title="Meetings", rrule="FREQ=WEEKLY",
+                            time=None, target=1, starts_on=quota_starts,
+                            created_at=utc("2026-11-20T17:00"))  # fmt: skip
     meeting = make_meeting(people.riverside.id, day=0, time="19:00", end_time="20:00")
     plan = make_plan(
         carol, meeting, starts_on=date(2026, 11, 30), created_at=utc("2026-11-27T17:00")
     )
     db.session.commit()
+    return quota, plan
+
+
+def _judge_the_week_and_confirm_sunday_late(plan, responder: str) -> None:
     for hour in range(0, 24 * 7, 12):
         sweeps.plan_ahead(utc("2026-11-30T12:00") + timedelta(hours=hour))
     sweeps.evaluate_quotas(MON_DEC_7 + timedelta(minutes=5))
-    (alert,) = alerts(kind="quota_unmet")
     sunday = checkins_of(plan.id)[0]  # Sunday Dec 6 19:00, confirmed on Monday morning
-    checkins.record_reply(sunday, "confirm", responder=carol.phone, channel="api",
+    checkins.record_reply(sunday, "confirm", responder=responder, channel="api",
                           now=MON_DEC_7 + timedelta(hours=4))  # fmt: skip
     db.session.commit()
-    db.session.refresh(alert)
+
+
+def test_a_met_quota_raises_nothing_and_a_late_confirmation_resolves_an_unmet_one(people):
+    _quota, plan = _monday_meetings_with_a_quota(people, quota_starts=date(2026, 11, 30))
+    _judge_the_week_and_confirm_sunday_late(plan, people.carol.phone)
+    (alert,) = alerts(kind="quota_unmet")
     assert alert.status == "resolved" and alert.resolved_by == "quota_met"
+
+
+def test_a_late_confirmation_resolves_its_weeks_unmet_quota_only(people):
+    quota, plan = _monday_meetings_with_a_quota(people, quota_starts=date(2026, 11, 23))
+    # Last week's quota went unmet, and its alert is still open.
+    last_week = raise_alert(kind="quota_unmet", client=people.carol, source_type="commitment",
+                            source_id=quota.id, occurrence="2026-W48", detail={},
+                            now=utc("2026-11-30T05:10"))  # fmt: skip
+    db.session.commit()
+    _judge_the_week_and_confirm_sunday_late(plan, people.carol.phone)
+    by_week = {a.occurrence: (a.status, a.resolved_by) for a in alerts(kind="quota_unmet")}
+    assert by_week == {"2026-W48": ("open", None), "2026-W49": ("resolved", "quota_met")}
+    assert last_week.id in {a.id for a in alerts(kind="quota_unmet")}
 
 
 def test_therapist_gets_one_text_per_window_with_a_count_and_no_names(people):
