@@ -120,7 +120,8 @@ def _serve(token: str) -> Response:
         return response
     # Re-fetches without a validator (and a second worker's first) reuse the rendered bytes.
     body = feeds.cached_feed_body(feed, now=at)
-    db.session.commit()
+    if recorded:  # else nothing was written (an empty commit cost ~170 µs): teardown ends it
+        db.session.commit()
     return Response(
         body,
         status=200,

@@ -306,3 +306,23 @@ def test_a_corrected_excuse_is_seen_by_both_validators(client, carol, plan) -> N
         again = client.get(path, headers={header: value})
         assert again.status_code == 200, header
         assert "EXDATE" not in vevents(again.data)[f"{plan.id}@steadfast"]
+
+
+def test_a_200_commits_only_when_it_recorded_a_poll(
+    client, clock, carol, plan, monkeypatch
+) -> None:
+    path = issue(carol)
+    commits = []
+    session_class = type(db.session())
+    real_commit = session_class.commit
+    monkeypatch.setattr(
+        session_class, "commit", lambda self: commits.append(1) or real_commit(self)
+    )
+    first = client.get(path)  # the first poll is recorded: one commit
+    assert (first.status_code, len(commits)) == (200, 1)
+    second = client.get(path)  # within the record interval, from the cache: nothing to commit
+    assert (second.status_code, second.data, len(commits)) == (200, first.data, 1)
+    move_clock(clock, T0 + timedelta(hours=1))
+    assert client.get(path).status_code == 200 and len(commits) == 2  # due again: recorded
+    db.session.expire_all()
+    assert token_row(carol).poll_count == 2
