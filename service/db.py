@@ -197,6 +197,16 @@ def bind_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
     return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
+def binder(column: Any, dialect: Any) -> Callable[[Any], Any]:
+    """bind_processor, or the value itself where the column binds it unchanged: for a few
+    values bound by hand (bulk writers use bind_processor's None to skip whole lists)."""
+    return bind_processor(column, dialect) or _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 def new_id(prefix: str) -> str:
     """Return an opaque, time-ordered id such as `cl_01hx…` (ULID-like: 48-bit ms + 80 random bits)."""
     ms = time.time_ns() // 1_000_000

@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, bindparam, or_, select
 
-from service.db import bind_processor, db
+from service.db import binder, db
 from service.models import Client, Commitment, MeetingPlan
 from service.planning import (
     ClientFacts,
@@ -180,7 +180,7 @@ def _claim(
     conn = db.session.connection()
     dialect = conn.dialect
     table = model.__table__.name
-    bind = _watermark_processor(model, dialect)
+    bind = binder(model.__table__.c.planned_until, dialect)  # UTC; naive on SQLite
     claimed: set[str] = set()
     for previous, ids in by_previous.items():
         if dialect.name == "postgresql":
@@ -206,9 +206,3 @@ _CLAIM_SQLITE = (
     " AND planned_until {previous} RETURNING id"
 )
 _PARAM = {"postgresql": "%(previous)s", "sqlite": ":previous"}
-
-
-def _watermark_processor(model: type[Source], dialect: Any) -> Any:
-    """Bind a watermark as SQLAlchemy binds `planned_until` (UTC; naive on SQLite)."""
-    process = bind_processor(model.__table__.c.planned_until, dialect)
-    return process or (lambda value: value)

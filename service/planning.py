@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.db import bind_processor, db, id_in, insert_new_rows, new_ids
+from service.db import bind_processor, binder, db, id_in, insert_new_rows, new_ids
 from service.escalation import occurrence_label
 from service.events import (
     append_events,
@@ -561,8 +561,8 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
         return db.session.execute(stmt).first() is not None
     conn = db.session.connection()
     table = CheckIn.__table__
-    occurrence = bind_processor(table.c.occurrence, dialect) or _same
-    instant = bind_processor(table.c.event_at, dialect) or _same
+    occurrence = binder(table.c.occurrence, dialect)
+    instant = binder(table.c.event_at, dialect)
     found = conn.exec_driver_sql(
         probe,
         {
@@ -575,10 +575,6 @@ def _any_rows(source_type: str, ids: list[str], lo: datetime, hi: datetime) -> b
         },
     )
     return found.first() is not None
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 _PROBES = {

@@ -19,7 +19,7 @@ from sqlalchemy.orm.util import identity_key
 
 from service import consent
 from service.checkins import open_prompt_codes_for_phones
-from service.db import bind_processor, bound_list, db, id_in, in_bound
+from service.db import binder, bound_list, db, id_in, in_bound
 from service.escalation import occurrence_label
 from service.events import append_event_rows, bind_values
 from service.models import (
@@ -704,12 +704,6 @@ _CLAIM_REMINDERS_SQLITE = (
 )
 
 
-def _instant(conn: Any) -> Callable[[Any], Any]:
-    """The bind processing of a UTC instant column on this connection's dialect."""
-    process = bind_processor(_C.closes_at, conn.dialect)
-    return process or (lambda value: value)
-
-
 def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datetime) -> set[str]:
     """Prompt the rows still scheduled and not skipped, each with its (id, closes_at, code).
 
@@ -718,7 +712,7 @@ def _claim_prompts(keyed: Sequence[tuple[str, datetime, str | None]], now: datet
     if not keyed:
         return set()
     conn = db.session.connection()
-    process = _instant(conn)
+    process = binder(_C.closes_at, conn.dialect)  # a UTC instant column
     # A batch's closing times are a few distinct instants: each bound once (bind_values).
     closes = bind_values(process, [entry[1] for entry in keyed])
     if conn.dialect.name != "postgresql":
@@ -747,7 +741,7 @@ def _claim_reminders(ids: Sequence[str], now: datetime) -> set[str]:
     if not ids:
         return set()
     conn = db.session.connection()
-    stamp = _instant(conn)(now)
+    stamp = binder(_C.closes_at, conn.dialect)(now)
     if conn.dialect.name != "postgresql":
         args: Any = (stamp, json.dumps(list(ids)))
         return set(conn.exec_driver_sql(_CLAIM_REMINDERS_SQLITE, args).scalars())
